@@ -1,1 +1,24 @@
+//! Warren's broker model: vhosts, exchanges and their routing, queues, consumers, deliveries,
+//! acks, prefetch and permissions.
+//!
+//! It knows nothing about sockets or HTTP. Callers hand it decoded commands; queues hand
+//! deliveries to consumers through a [`queue::ChannelOutbox`], whatever serves that channel.
 
+pub mod auth;
+mod broker;
+pub mod error;
+pub mod exchange;
+pub mod message;
+pub mod names;
+pub mod queue;
+pub mod vhost;
+
+pub use broker::{Broker, BrokerConfig, DEFAULT_MAX_MESSAGE_SIZE};
+pub use error::{AmqpError, AmqpResult, ReplyCode};
+pub use message::Message;
+pub use queue::{ChannelOutbox, ConsumerSpec, Delivery, Outbound, Queue, QueueConfig, Queued, Settlement};
+pub use vhost::VHost;
+
+/// Identifies a client connection (exclusive queues belong to one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);

@@ -1,0 +1,129 @@
+//! A published message as queues hold it.
+
+use bytes::{Bytes, BytesMut};
+use warren_protocol::{BasicProperties, ShortStr};
+
+/// A message, shared by every queue it was routed to (`Arc<Message>`), never copied.
+#[derive(Debug)]
+pub struct Message {
+    pub exchange: ShortStr,
+    pub routing_key: ShortStr,
+    /// Property flags and list exactly as the publisher sent them, passed on to consumers as is.
+    pub properties: Bytes,
+    pub body: Bytes,
+    /// delivery_mode = 2.
+    pub persistent: bool,
+}
+
+/// Bodies up to this size are copied into one allocation together with the names and the
+/// properties. A slice of the connection's read buffer would pin the whole buffer (tens of KiB)
+/// for as long as the message waits in a queue; a copy of a small body is cheaper than that.
+/// Larger bodies are kept as the slices they arrived in.
+const INLINE_BODY_MAX: usize = 4096;
+
+impl Message {
+    /// Builds a message from a publish. Small messages end up in a single allocation.
+    pub fn new(exchange: &ShortStr, routing_key: &ShortStr, properties: &Bytes, body: Bytes) -> Message {
+        let persistent = delivery_mode(properties) == Some(2);
+        if body.len() > INLINE_BODY_MAX {
+            return Message {
+                exchange: compact(exchange),
+                routing_key: compact(routing_key),
+                properties: Bytes::copy_from_slice(properties),
+                body,
+                persistent,
+            };
+        }
+        let mut buf = BytesMut::with_capacity(exchange.len() + routing_key.len() + properties.len() + body.len());
+        buf.extend_from_slice(exchange.as_bytes());
+        buf.extend_from_slice(routing_key.as_bytes());
+        buf.extend_from_slice(properties);
+        buf.extend_from_slice(&body);
+        let mut all = buf.freeze();
+        let exchange = ShortStr::from_bytes(all.split_to(exchange.len()));
+        let routing_key = ShortStr::from_bytes(all.split_to(routing_key.len()));
+        let properties = all.split_to(properties.len());
+        Message { exchange, routing_key, properties, body: all, persistent }
+    }
+
+    /// Decodes the properties; only routing on headers and the rare paths need this.
+    pub fn decode_properties(&self) -> BasicProperties {
+        BasicProperties::decode(&mut self.properties.clone()).unwrap_or_default()
+    }
+
+    /// Bytes the message occupies, for memory accounting.
+    pub fn size(&self) -> usize {
+        self.body.len() + self.properties.len() + self.exchange.len() + self.routing_key.len()
+    }
+}
+
+fn compact(s: &ShortStr) -> ShortStr {
+    ShortStr::from(s.as_bytes())
+}
+
+/// Reads delivery_mode without decoding the other properties.
+///
+/// Properties are encoded in flag order; delivery_mode (flag bit 12) comes after content-type
+/// (15), content-encoding (14) and headers (13), so only those need skipping.
+pub fn delivery_mode(properties: &[u8]) -> Option<u8> {
+    let flags = u16::from_be_bytes([*properties.first()?, *properties.get(1)?]);
+    if flags & (1 << 12) == 0 {
+        return None;
+    }
+    let mut at = 2usize;
+    // A continuation flag word would shift everything; basic never uses one, but be correct.
+    if flags & 1 != 0 {
+        return BasicProperties::decode(&mut Bytes::copy_from_slice(properties)).ok()?.delivery_mode;
+    }
+    for bit in [15u16, 14] {
+        if flags & (1 << bit) != 0 {
+            at += 1 + *properties.get(at)? as usize;
+        }
+    }
+    if flags & (1 << 13) != 0 {
+        let len = u32::from_be_bytes(properties.get(at..at + 4)?.try_into().ok()?) as usize;
+        at += 4 + len;
+    }
+    properties.get(at).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_protocol::{FieldTable, FieldValue};
+
+    fn encode(p: &BasicProperties) -> Bytes {
+        let mut b = BytesMut::new();
+        p.encode(&mut b);
+        b.freeze()
+    }
+
+    #[test]
+    fn delivery_mode_is_found_behind_the_fields_before_it() {
+        let mut headers = FieldTable::new();
+        headers.insert("k", FieldValue::I32(1));
+        let p = BasicProperties {
+            content_type: Some("a/b".into()),
+            content_encoding: Some("gzip".into()),
+            headers: Some(headers),
+            delivery_mode: Some(2),
+            priority: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(delivery_mode(&encode(&p)), Some(2));
+        assert_eq!(delivery_mode(&encode(&BasicProperties::default())), None);
+        assert_eq!(delivery_mode(&[0x10]), None, "truncated input is not a panic");
+        assert_eq!(delivery_mode(&[0x10, 0]), None);
+    }
+
+    #[test]
+    fn small_messages_share_one_allocation() {
+        let props = encode(&BasicProperties { delivery_mode: Some(2), ..Default::default() });
+        let m = Message::new(&"ex".into(), &"key".into(), &props, Bytes::from_static(b"hello"));
+        assert!(m.persistent);
+        assert_eq!(m.exchange, "ex");
+        assert_eq!(m.routing_key, "key");
+        assert_eq!(&m.body[..], b"hello");
+        assert_eq!(m.decode_properties().delivery_mode, Some(2));
+    }
+}

@@ -1,0 +1,139 @@
+//! Consumers and the outbox through which queues hand deliveries to whoever serves a channel.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+use warren_protocol::ShortStr;
+
+use super::{Queue, Queued};
+use crate::ConnectionId;
+
+/// What a queue sends to a connection.
+pub enum Outbound {
+    /// A message for a consumer. The connection assigns the delivery tag when it writes it.
+    Deliver(Delivery),
+    /// The consumer's queue was deleted (basic.cancel from the server).
+    ConsumerCancelled { channel: u16, consumer_tag: ShortStr },
+}
+
+pub struct Delivery {
+    pub channel: u16,
+    pub consumer_tag: ShortStr,
+    pub consumer_id: u64,
+    pub no_ack: bool,
+    pub queue: Arc<Queue>,
+    pub item: Queued,
+}
+
+/// A channel as queues see it: where to send deliveries, and the channel-wide prefetch credit
+/// (basic.qos with global=true) that all its consumers share.
+pub struct ChannelOutbox {
+    pub connection: ConnectionId,
+    pub channel: u16,
+    sender: UnboundedSender<Outbound>,
+    /// Deliveries awaiting ack on this channel, from all its consumers.
+    in_flight: AtomicU32,
+    /// Channel-wide prefetch limit; 0 means none.
+    global_limit: AtomicU32,
+    /// channel.flow: false stops deliveries.
+    active: AtomicBool,
+}
+
+impl ChannelOutbox {
+    pub fn new(connection: ConnectionId, channel: u16, sender: UnboundedSender<Outbound>) -> Arc<Self> {
+        Arc::new(ChannelOutbox {
+            connection,
+            channel,
+            sender,
+            in_flight: AtomicU32::new(0),
+            global_limit: AtomicU32::new(0),
+            active: AtomicBool::new(true),
+        })
+    }
+
+    pub fn send(&self, outbound: Outbound) -> Result<(), Outbound> {
+        self.sender.send(outbound).map_err(|e| e.0)
+    }
+
+    pub fn set_global_limit(&self, limit: u32) {
+        self.global_limit.store(limit, Ordering::Relaxed);
+    }
+
+    pub fn global_limit(&self) -> u32 {
+        self.global_limit.load(Ordering::Relaxed)
+    }
+
+    pub fn set_active(&self, active: bool) {
+        self.active.store(active, Ordering::Relaxed);
+    }
+
+    fn may_deliver(&self) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
+        let limit = self.global_limit.load(Ordering::Relaxed);
+        limit == 0 || self.in_flight.load(Ordering::Relaxed) < limit
+    }
+
+    /// Takes one unit of channel credit; a compare-and-swap loop because consumers on different
+    /// queues draw from it concurrently and the limit must hold exactly.
+    fn try_acquire(&self) -> bool {
+        let limit = self.global_limit.load(Ordering::Relaxed);
+        let mut current = self.in_flight.load(Ordering::Relaxed);
+        loop {
+            if limit != 0 && current >= limit {
+                return false;
+            }
+            match self.in_flight.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Returns credit for settled deliveries (acked, rejected or requeued).
+    pub fn release(&self, n: u32) {
+        // Saturate rather than wrap: a client that acks twice must not mint credit.
+        let _ = self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+    }
+}
+
+/// What a client asks for in basic.consume.
+pub struct ConsumerSpec {
+    pub tag: ShortStr,
+    pub outbox: Arc<ChannelOutbox>,
+    pub no_ack: bool,
+    /// Per-consumer prefetch (basic.qos global=false at the time of consume); 0 = unlimited.
+    pub prefetch: u32,
+    pub exclusive: bool,
+    /// x-priority: higher goes first while it has credit.
+    pub priority: i32,
+}
+
+/// How many deliveries a no-ack consumer may have queued towards its socket. No acks limit
+/// them, so this keeps a slow reader from pulling a whole queue into its connection's memory.
+pub const NO_ACK_WINDOW: u32 = 2000;
+
+pub(super) struct Consumer {
+    pub id: u64,
+    pub spec: ConsumerSpec,
+    /// Delivered and not yet settled (for no-ack consumers: not yet written to the socket).
+    pub in_flight: u32,
+}
+
+impl Consumer {
+    pub fn has_credit(&self) -> bool {
+        let limit = if self.spec.no_ack { NO_ACK_WINDOW } else { self.spec.prefetch };
+        (limit == 0 || self.in_flight < limit) && self.spec.outbox.may_deliver()
+    }
+
+    /// Reserves credit for one delivery; false if the channel-wide limit was reached meanwhile.
+    pub fn acquire(&mut self) -> bool {
+        if !self.spec.no_ack && !self.spec.outbox.try_acquire() {
+            return false;
+        }
+        self.in_flight += 1;
+        true
+    }
+}

@@ -1,0 +1,451 @@
+//! Queues: ordered messages, consumers with credit, and the bookkeeping of unacked deliveries.
+//!
+//! A queue is a data structure behind a short-held lock, not an actor: the publishing
+//! connection enqueues and, when a consumer has credit, hands the delivery straight to the
+//! consumer's connection. That is the only task hop between the two sockets.
+//!
+//! Every message gets a sequence number when enqueued. The ready list is kept in sequence
+//! order, so a message that comes back (requeue, a closed channel) returns to its original
+//! place. The same numbers are what a disk-backed queue indexes by.
+
+mod consumer;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use warren_protocol::{FieldTable, ShortStr};
+
+pub use consumer::{ChannelOutbox, ConsumerSpec, Delivery, Outbound, NO_ACK_WINDOW};
+use consumer::Consumer;
+
+use crate::error::{resource, AmqpError, AmqpResult};
+use crate::message::Message;
+use crate::ConnectionId;
+
+/// A message in a queue, or delivered from it and awaiting settlement.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub seq: u64,
+    pub message: Arc<Message>,
+    pub redelivered: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct QueueConfig {
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+/// How a delivery ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    Ack,
+    /// Back to its place in the queue, flagged redelivered.
+    Requeue,
+    /// Rejected without requeue: dropped.
+    Discard,
+}
+
+/// Counters for the management API; updated with relaxed atomics, read off the hot path.
+#[derive(Default)]
+pub struct QueueStats {
+    pub published: AtomicU64,
+    pub delivered: AtomicU64,
+    pub acked: AtomicU64,
+    pub redelivered: AtomicU64,
+}
+
+/// A point-in-time view of a queue's counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub ready: u32,
+    pub unacked: u32,
+    pub consumers: u32,
+}
+
+pub struct Queue {
+    pub name: ShortStr,
+    pub vhost: Arc<str>,
+    pub config: QueueConfig,
+    /// The connection that owns an exclusive queue.
+    pub owner: Option<ConnectionId>,
+    pub stats: QueueStats,
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    ready: VecDeque<Queued>,
+    ready_bytes: usize,
+    next_seq: u64,
+    unacked: u32,
+    consumers: Vec<Consumer>,
+    /// Round-robin position among consumers.
+    cursor: usize,
+    next_consumer_id: u64,
+    deleted: bool,
+}
+
+impl QueueState {
+    fn push_ready(&mut self, item: Queued) {
+        self.ready_bytes += item.message.size();
+        self.ready.push_back(item);
+    }
+
+    fn pop_ready(&mut self) -> Option<Queued> {
+        let item = self.ready.pop_front()?;
+        self.ready_bytes -= item.message.size();
+        Some(item)
+    }
+
+    /// Puts a message back at its place by sequence number.
+    fn requeue(&mut self, item: Queued) {
+        self.ready_bytes += item.message.size();
+        match self.ready.front() {
+            None => self.ready.push_back(item),
+            Some(front) if item.seq < front.seq => self.ready.push_front(item),
+            Some(_) => {
+                let at = self.ready.partition_point(|q| q.seq < item.seq);
+                self.ready.insert(at, item);
+            }
+        }
+    }
+
+    /// The consumer to deliver to next: the highest priority among those with credit, and
+    /// round-robin among equals.
+    fn pick_consumer(&self) -> Option<usize> {
+        let n = self.consumers.len();
+        let mut best: Option<(i32, usize)> = None;
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            let c = &self.consumers[i];
+            if c.has_credit() && best.is_none_or(|(p, _)| c.spec.priority > p) {
+                best = Some((c.spec.priority, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+}
+
+impl Queue {
+    pub fn new(name: ShortStr, vhost: Arc<str>, config: QueueConfig, owner: Option<ConnectionId>) -> Arc<Queue> {
+        Arc::new(Queue { name, vhost, config, owner, stats: QueueStats::default(), state: Mutex::default() })
+    }
+
+    /// `queue 'name' in vhost 'v'`, as RabbitMQ's error texts put it.
+    pub fn describe(&self) -> String {
+        resource("queue", &self.name, &self.vhost)
+    }
+
+    /// Exclusive queues may be used only by the connection that declared them.
+    pub fn check_owner(&self, connection: ConnectionId) -> AmqpResult<()> {
+        match self.owner {
+            Some(owner) if owner != connection => Err(AmqpError::resource_locked(format!(
+                "cannot obtain exclusive access to locked {}. It could be originally declared on another \
+                 connection or the exclusive property value does not match that of the original declaration.",
+                self.describe()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn counts(&self) -> QueueCounts {
+        let st = self.state.lock();
+        QueueCounts { ready: st.ready.len() as u32, unacked: st.unacked, consumers: st.consumers.len() as u32 }
+    }
+
+    pub fn ready_bytes(&self) -> usize {
+        self.state.lock().ready_bytes
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+
+    /// Adds a message at the tail and delivers whatever consumers have credit for.
+    /// A queue deleted meanwhile drops it, as a queue that no longer exists would.
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) {
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.push_ready(Queued { seq, message, redelivered: false });
+        self.dispatch(&mut st);
+    }
+
+    /// Hands ready messages to consumers while both exist and consumers have credit.
+    fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
+        while !st.ready.is_empty() {
+            let Some(i) = st.pick_consumer() else { return };
+            st.cursor = (i + 1) % st.consumers.len();
+            if !st.consumers[i].acquire() {
+                // Lost the channel-wide credit to another queue's consumer: try the others.
+                if st.consumers.iter().all(|c| !c.has_credit()) {
+                    return;
+                }
+                continue;
+            }
+            let Some(item) = st.pop_ready() else { return };
+            let consumer = &st.consumers[i];
+            let no_ack = consumer.spec.no_ack;
+            let delivery = Delivery {
+                channel: consumer.spec.outbox.channel,
+                consumer_tag: consumer.spec.tag.clone(),
+                consumer_id: consumer.id,
+                no_ack,
+                queue: Arc::clone(self),
+                item,
+            };
+            match consumer.spec.outbox.send(Outbound::Deliver(delivery)) {
+                Ok(()) => {
+                    if !no_ack {
+                        st.unacked += 1;
+                    }
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Outbound::Deliver(undelivered)) => {
+                    // The connection is gone; it will cancel this consumer. Keep the message.
+                    let consumer = st.consumers.remove(i);
+                    if !no_ack {
+                        consumer.spec.outbox.release(1);
+                    }
+                    st.requeue(undelivered.item);
+                    if st.consumers.is_empty() {
+                        return;
+                    }
+                    st.cursor %= st.consumers.len();
+                }
+                Err(Outbound::ConsumerCancelled { .. }) => unreachable!("send returns what it was given"),
+            }
+        }
+    }
+
+    /// Re-runs dispatch, e.g. after a channel's shared credit was returned elsewhere.
+    pub fn kick(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        self.dispatch(&mut st);
+    }
+
+    /// Adds a consumer; returns its id, used to settle its deliveries and to cancel it.
+    pub fn add_consumer(self: &Arc<Self>, spec: ConsumerSpec) -> AmqpResult<u64> {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Err(AmqpError::not_found(format!("no {}", self.describe())));
+        }
+        if st.consumers.iter().any(|c| c.spec.exclusive) || (spec.exclusive && !st.consumers.is_empty()) {
+            return Err(AmqpError::access_refused(format!("{} in exclusive use", self.describe())));
+        }
+        let id = st.next_consumer_id;
+        st.next_consumer_id += 1;
+        st.consumers.push(Consumer { id, spec, in_flight: 0 });
+        self.dispatch(&mut st);
+        Ok(id)
+    }
+
+    /// Removes a consumer. Returns whether the queue is now unused and auto-delete (the caller
+    /// deletes it, since the vhost owns the name).
+    pub fn remove_consumer(&self, id: u64) -> bool {
+        let mut st = self.state.lock();
+        let before = st.consumers.len();
+        st.consumers.retain(|c| c.id != id);
+        if st.consumers.len() == before {
+            return false;
+        }
+        if !st.consumers.is_empty() {
+            st.cursor %= st.consumers.len();
+        }
+        self.config.auto_delete && st.consumers.is_empty() && !st.deleted
+    }
+
+    /// basic.get: the head message and how many remain ready.
+    pub fn get(&self, no_ack: bool) -> Option<(Queued, u32)> {
+        let mut st = self.state.lock();
+        let item = st.pop_ready()?;
+        if !no_ack {
+            st.unacked += 1;
+        }
+        self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+        Some((item, st.ready.len() as u32))
+    }
+
+    /// Settles deliveries of this queue (one lock for a whole batch of acks), then delivers
+    /// what the freed credit allows. `consumer` is None for basic.get deliveries.
+    pub fn settle(self: &Arc<Self>, deliveries: impl IntoIterator<Item = (Option<u64>, Queued)>, how: Settlement) {
+        let mut st = self.state.lock();
+        for (consumer, mut item) in deliveries {
+            st.unacked = st.unacked.saturating_sub(1);
+            if let Some(id) = consumer {
+                if let Some(c) = st.consumers.iter_mut().find(|c| c.id == id) {
+                    c.in_flight = c.in_flight.saturating_sub(1);
+                }
+            }
+            match how {
+                Settlement::Ack => {
+                    self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Settlement::Requeue if !st.deleted => {
+                    item.redelivered = true;
+                    self.stats.redelivered.fetch_add(1, Ordering::Relaxed);
+                    st.requeue(item);
+                }
+                Settlement::Requeue | Settlement::Discard => {}
+            }
+        }
+        self.dispatch(&mut st);
+    }
+
+    /// Messages that were on their way to a connection that closed before writing them:
+    /// back to their places, with the redelivered flag they had.
+    pub fn restore_unsent(self: &Arc<Self>, consumer: u64, no_ack: bool, item: Queued) {
+        let mut st = self.state.lock();
+        if let Some(c) = st.consumers.iter_mut().find(|c| c.id == consumer) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        if !no_ack {
+            st.unacked = st.unacked.saturating_sub(1);
+        }
+        if !st.deleted {
+            st.requeue(item);
+        }
+        self.dispatch(&mut st);
+    }
+
+    /// A no-ack consumer's deliveries reached the socket: their window slots are free again.
+    pub fn written(self: &Arc<Self>, consumer: u64, n: u32) {
+        let mut st = self.state.lock();
+        if let Some(c) = st.consumers.iter_mut().find(|c| c.id == consumer) {
+            c.in_flight = c.in_flight.saturating_sub(n);
+        }
+        self.dispatch(&mut st);
+    }
+
+    /// Drops every ready message; returns how many there were.
+    pub fn purge(&self) -> u32 {
+        let mut st = self.state.lock();
+        let n = st.ready.len() as u32;
+        st.ready.clear();
+        st.ready_bytes = 0;
+        n
+    }
+
+    /// Marks the queue deleted and tells its consumers. Returns the ready count it had.
+    pub(crate) fn mark_deleted(&self) -> u32 {
+        let mut st = self.state.lock();
+        st.deleted = true;
+        let n = st.ready.len() as u32;
+        st.ready.clear();
+        st.ready_bytes = 0;
+        for c in st.consumers.drain(..) {
+            let _ = c.spec.outbox.send(Outbound::ConsumerCancelled {
+                channel: c.spec.outbox.channel,
+                consumer_tag: c.spec.tag.clone(),
+            });
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    fn msg(body: &'static str) -> Arc<Message> {
+        Arc::new(Message::new(&"".into(), &"q".into(), &Bytes::from_static(&[0, 0]), Bytes::from_static(body.as_bytes())))
+    }
+
+    fn consumer(outbox: &Arc<ChannelOutbox>, prefetch: u32) -> ConsumerSpec {
+        ConsumerSpec { tag: "c".into(), outbox: outbox.clone(), no_ack: false, prefetch, exclusive: false, priority: 0 }
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
+            out.push(d);
+        }
+        out
+    }
+
+    #[test]
+    fn prefetch_bounds_deliveries_and_acks_release_more() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let outbox = ChannelOutbox::new(ConnectionId(1), 1, tx);
+        let q = Queue::new("q".into(), "/".into(), QueueConfig::default(), None);
+        for b in ["a", "b", "c"] {
+            q.enqueue(msg(b));
+        }
+        let id = q.add_consumer(consumer(&outbox, 2)).unwrap();
+        let first = drain(&mut rx);
+        assert_eq!(first.len(), 2);
+        assert_eq!(q.counts(), QueueCounts { ready: 1, unacked: 2, consumers: 1 });
+        let d = first.into_iter().next().unwrap();
+        q.settle([(Some(id), d.item)], Settlement::Ack);
+        assert_eq!(drain(&mut rx).len(), 1);
+        assert_eq!(q.counts(), QueueCounts { ready: 0, unacked: 2, consumers: 1 });
+    }
+
+    #[test]
+    fn requeued_messages_return_to_their_place_flagged() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let outbox = ChannelOutbox::new(ConnectionId(1), 1, tx);
+        let q = Queue::new("q".into(), "/".into(), QueueConfig::default(), None);
+        for b in ["a", "b", "c", "d"] {
+            q.enqueue(msg(b));
+        }
+        let id = q.add_consumer(consumer(&outbox, 2)).unwrap();
+        let got = drain(&mut rx);
+        assert!(q.remove_consumer(id) == false);
+        q.settle(got.into_iter().map(|d| (Some(d.consumer_id), d.item)).rev(), Settlement::Requeue);
+        let mut bodies = Vec::new();
+        while let Some((item, _)) = q.get(true) {
+            bodies.push((String::from_utf8(item.message.body.to_vec()).unwrap(), item.redelivered));
+        }
+        assert_eq!(
+            bodies,
+            [("a".into(), true), ("b".into(), true), ("c".into(), false), ("d".into(), false)]
+        );
+    }
+
+    #[test]
+    fn round_robin_and_priority() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let outbox = ChannelOutbox::new(ConnectionId(1), 1, tx);
+        let q = Queue::new("q".into(), "/".into(), QueueConfig::default(), None);
+        let a = q.add_consumer(consumer(&outbox, 0)).unwrap();
+        let b = q.add_consumer(consumer(&outbox, 0)).unwrap();
+        for _ in 0..4 {
+            q.enqueue(msg("x"));
+        }
+        let ids: Vec<u64> = drain(&mut rx).iter().map(|d| d.consumer_id).collect();
+        assert_eq!(ids, [a, b, a, b]);
+        let mut high = consumer(&outbox, 0);
+        high.priority = 5;
+        let h = q.add_consumer(high).unwrap();
+        q.enqueue(msg("y"));
+        assert_eq!(drain(&mut rx)[0].consumer_id, h);
+    }
+
+    #[test]
+    fn channel_wide_prefetch_is_shared() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let outbox = ChannelOutbox::new(ConnectionId(1), 1, tx);
+        outbox.set_global_limit(3);
+        let q1 = Queue::new("q1".into(), "/".into(), QueueConfig::default(), None);
+        let q2 = Queue::new("q2".into(), "/".into(), QueueConfig::default(), None);
+        for _ in 0..5 {
+            q1.enqueue(msg("x"));
+            q2.enqueue(msg("x"));
+        }
+        q1.add_consumer(consumer(&outbox, 0)).unwrap();
+        q2.add_consumer(consumer(&outbox, 0)).unwrap();
+        assert_eq!(drain(&mut rx).len(), 3);
+    }
+}
