@@ -37,7 +37,9 @@ fn hash_with_salt(salt: &[u8], password: &str) -> String {
 }
 
 fn verify_password(password_hash: &str, password: &str) -> bool {
-    let Ok(raw) = STANDARD.decode(password_hash) else { return false };
+    let Ok(raw) = STANDARD.decode(password_hash) else {
+        return false;
+    };
     if raw.len() != 4 + 32 {
         return false;
     }
@@ -76,7 +78,13 @@ pub struct Permissions {
 impl Permissions {
     /// Compiles the three patterns. An empty pattern grants nothing, as in RabbitMQ.
     pub fn new(configure: &str, write: &str, read: &str) -> Result<Permissions, regex::Error> {
-        let compile = |p: &str| if p.is_empty() { Ok(None) } else { Regex::new(p).map(Some) };
+        let compile = |p: &str| {
+            if p.is_empty() {
+                Ok(None)
+            } else {
+                Regex::new(p).map(Some)
+            }
+        };
         Ok(Permissions {
             compiled: [compile(configure)?, compile(write)?, compile(read)?],
             configure: configure.to_string(),
@@ -96,7 +104,9 @@ impl Permissions {
             Access::Write => 1,
             Access::Read => 2,
         };
-        self.compiled[idx].as_ref().is_some_and(|r| r.is_match(resource))
+        self.compiled[idx]
+            .as_ref()
+            .is_some_and(|r| r.is_match(resource))
     }
 }
 
@@ -153,12 +163,18 @@ impl AccessControl {
     }
 
     pub fn set_permissions(&self, vhost: &str, user: &str, permissions: Permissions) {
-        self.permissions.write().insert((vhost.to_string(), user.to_string()), Arc::new(permissions));
+        self.permissions
+            .write()
+            .insert((vhost.to_string(), user.to_string()), Arc::new(permissions));
         self.changed();
     }
 
     pub fn clear_permissions(&self, vhost: &str, user: &str) -> bool {
-        let removed = self.permissions.write().remove(&(vhost.to_string(), user.to_string())).is_some();
+        let removed = self
+            .permissions
+            .write()
+            .remove(&(vhost.to_string(), user.to_string()))
+            .is_some();
         self.changed();
         removed
     }
@@ -169,11 +185,18 @@ impl AccessControl {
     }
 
     pub fn permissions(&self, vhost: &str, user: &str) -> Option<Arc<Permissions>> {
-        self.permissions.read().get(&(vhost.to_string(), user.to_string())).cloned()
+        self.permissions
+            .read()
+            .get(&(vhost.to_string(), user.to_string()))
+            .cloned()
     }
 
     pub fn all_permissions(&self) -> Vec<(String, String, Arc<Permissions>)> {
-        self.permissions.read().iter().map(|((v, u), p)| (v.clone(), u.clone(), p.clone())).collect()
+        self.permissions
+            .read()
+            .iter()
+            .map(|((v, u), p)| (v.clone(), u.clone(), p.clone()))
+            .collect()
     }
 }
 

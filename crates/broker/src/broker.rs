@@ -53,8 +53,14 @@ impl Broker {
             config,
         };
         broker.add_vhost("/");
-        broker.access.add_user(&broker.config.default_user, &broker.config.default_password, &["administrator"]);
-        broker.access.set_permissions("/", &broker.config.default_user, Permissions::full());
+        broker.access.add_user(
+            &broker.config.default_user,
+            &broker.config.default_password,
+            &["administrator"],
+        );
+        broker
+            .access
+            .set_permissions("/", &broker.config.default_user, Permissions::full());
         Arc::new(broker)
     }
 
@@ -82,7 +88,9 @@ impl Broker {
 
     /// Deletes a vhost with its queues and exchanges; consumers are cancelled.
     pub fn delete_vhost(&self, name: &str) -> bool {
-        let Some(vhost) = self.vhosts.write().remove(name) else { return false };
+        let Some(vhost) = self.vhosts.write().remove(name) else {
+            return false;
+        };
         for queue in vhost.queues() {
             vhost.remove_queue(&queue);
         }
@@ -93,7 +101,10 @@ impl Broker {
     /// connection.open: the vhost must exist and the user must have permissions in it.
     pub fn open_vhost(&self, user: &User, vhost: &str) -> AmqpResult<Arc<VHost>> {
         let Some(v) = self.vhost(vhost) else {
-            return Err(AmqpError::new(ReplyCode::NotAllowed, format!("vhost {vhost} not found")));
+            return Err(AmqpError::new(
+                ReplyCode::NotAllowed,
+                format!("vhost {vhost} not found"),
+            ));
         };
         if self.access.permissions(vhost, &user.name).is_none() {
             return Err(AmqpError::new(

@@ -83,7 +83,10 @@ impl fmt::Display for AmqpError {
 
 impl AmqpError {
     pub fn new(code: ReplyCode, detail: impl Into<String>) -> Self {
-        AmqpError { code, detail: detail.into() }
+        AmqpError {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {

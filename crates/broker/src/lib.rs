@@ -16,7 +16,9 @@ pub mod vhost;
 pub use broker::{Broker, BrokerConfig, DEFAULT_MAX_MESSAGE_SIZE};
 pub use error::{AmqpError, AmqpResult, ReplyCode};
 pub use message::Message;
-pub use queue::{ChannelOutbox, ConsumerSpec, Delivery, Outbound, Queue, QueueConfig, Queued, Settlement};
+pub use queue::{
+    ChannelOutbox, ConsumerSpec, Delivery, Outbound, Queue, QueueConfig, Queued, Settlement,
+};
 pub use vhost::VHost;
 
 /// Identifies a client connection (exclusive queues belong to one).

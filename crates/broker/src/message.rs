@@ -23,7 +23,12 @@ const INLINE_BODY_MAX: usize = 4096;
 
 impl Message {
     /// Builds a message from a publish. Small messages end up in a single allocation.
-    pub fn new(exchange: &ShortStr, routing_key: &ShortStr, properties: &Bytes, body: Bytes) -> Message {
+    pub fn new(
+        exchange: &ShortStr,
+        routing_key: &ShortStr,
+        properties: &Bytes,
+        body: Bytes,
+    ) -> Message {
         let persistent = delivery_mode(properties) == Some(2);
         if body.len() > INLINE_BODY_MAX {
             return Message {
@@ -34,7 +39,9 @@ impl Message {
                 persistent,
             };
         }
-        let mut buf = BytesMut::with_capacity(exchange.len() + routing_key.len() + properties.len() + body.len());
+        let mut buf = BytesMut::with_capacity(
+            exchange.len() + routing_key.len() + properties.len() + body.len(),
+        );
         buf.extend_from_slice(exchange.as_bytes());
         buf.extend_from_slice(routing_key.as_bytes());
         buf.extend_from_slice(properties);
@@ -43,7 +50,13 @@ impl Message {
         let exchange = ShortStr::from_bytes(all.split_to(exchange.len()));
         let routing_key = ShortStr::from_bytes(all.split_to(routing_key.len()));
         let properties = all.split_to(properties.len());
-        Message { exchange, routing_key, properties, body: all, persistent }
+        Message {
+            exchange,
+            routing_key,
+            properties,
+            body: all,
+            persistent,
+        }
     }
 
     /// Decodes the properties; only routing on headers and the rare paths need this.
@@ -73,7 +86,9 @@ pub fn delivery_mode(properties: &[u8]) -> Option<u8> {
     let mut at = 2usize;
     // A continuation flag word would shift everything; basic never uses one, but be correct.
     if flags & 1 != 0 {
-        return BasicProperties::decode(&mut Bytes::copy_from_slice(properties)).ok()?.delivery_mode;
+        return BasicProperties::decode(&mut Bytes::copy_from_slice(properties))
+            .ok()?
+            .delivery_mode;
     }
     for bit in [15u16, 14] {
         if flags & (1 << bit) != 0 {
@@ -112,14 +127,26 @@ mod tests {
         };
         assert_eq!(delivery_mode(&encode(&p)), Some(2));
         assert_eq!(delivery_mode(&encode(&BasicProperties::default())), None);
-        assert_eq!(delivery_mode(&[0x10]), None, "truncated input is not a panic");
+        assert_eq!(
+            delivery_mode(&[0x10]),
+            None,
+            "truncated input is not a panic"
+        );
         assert_eq!(delivery_mode(&[0x10, 0]), None);
     }
 
     #[test]
     fn small_messages_share_one_allocation() {
-        let props = encode(&BasicProperties { delivery_mode: Some(2), ..Default::default() });
-        let m = Message::new(&"ex".into(), &"key".into(), &props, Bytes::from_static(b"hello"));
+        let props = encode(&BasicProperties {
+            delivery_mode: Some(2),
+            ..Default::default()
+        });
+        let m = Message::new(
+            &"ex".into(),
+            &"key".into(),
+            &props,
+            Bytes::from_static(b"hello"),
+        );
         assert!(m.persistent);
         assert_eq!(m.exchange, "ex");
         assert_eq!(m.routing_key, "key");

@@ -58,10 +58,17 @@ pub struct VHost {
 }
 
 fn reserved_prefix(kind: &str, name: &ShortStr) -> AmqpError {
-    AmqpError::access_refused(format!("{kind} name '{name}' contains reserved prefix 'amq.*'"))
+    AmqpError::access_refused(format!(
+        "{kind} name '{name}' contains reserved prefix 'amq.*'"
+    ))
 }
 
-fn inequivalent(arg: &str, what: &str, received: impl std::fmt::Display, current: impl std::fmt::Display) -> AmqpError {
+fn inequivalent(
+    arg: &str,
+    what: &str,
+    received: impl std::fmt::Display,
+    current: impl std::fmt::Display,
+) -> AmqpError {
     AmqpError::precondition_failed(format!(
         "inequivalent arg '{arg}' for {what}: received '{received}' but current is '{current}'"
     ))
@@ -81,9 +88,15 @@ impl VHost {
             internal: false,
             arguments: FieldTable::new(),
         };
-        exchanges.insert(ShortStr::from(""), Exchange::new("".into(), standard(ExchangeKind::Direct)));
+        exchanges.insert(
+            ShortStr::from(""),
+            Exchange::new("".into(), standard(ExchangeKind::Direct)),
+        );
         for (n, kind) in STANDARD_EXCHANGES {
-            exchanges.insert(ShortStr::from(*n), Exchange::new((*n).into(), standard(*kind)));
+            exchanges.insert(
+                ShortStr::from(*n),
+                Exchange::new((*n).into(), standard(*kind)),
+            );
         }
         Arc::new(VHost {
             name: Arc::from(name),
@@ -132,7 +145,10 @@ impl VHost {
             return self.exchange(&d.name);
         }
         let Some(kind) = ExchangeKind::parse(d.kind.as_bytes()) else {
-            return Err(AmqpError::new(ReplyCode::CommandInvalid, format!("unknown exchange type '{}'", d.kind)));
+            return Err(AmqpError::new(
+                ReplyCode::CommandInvalid,
+                format!("unknown exchange type '{}'", d.kind),
+            ));
         };
         if d.name.starts_with(b"amq.") {
             return Err(reserved_prefix("exchange", &d.name));
@@ -149,14 +165,25 @@ impl VHost {
                 return Err(inequivalent("durable", &what, durable, c.durable));
             }
             if c.auto_delete != auto_delete {
-                return Err(inequivalent("auto_delete", &what, auto_delete, c.auto_delete));
+                return Err(inequivalent(
+                    "auto_delete",
+                    &what,
+                    auto_delete,
+                    c.auto_delete,
+                ));
             }
             if c.internal != internal {
                 return Err(inequivalent("internal", &what, internal, c.internal));
             }
             return Ok(existing.clone());
         }
-        let config = ExchangeConfig { kind, durable, auto_delete, internal, arguments: d.arguments };
+        let config = ExchangeConfig {
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments: d.arguments,
+        };
         let exchange = Exchange::new(d.name.clone(), config);
         exchanges.insert(d.name, exchange.clone());
         Ok(exchange)
@@ -175,8 +202,13 @@ impl VHost {
                 // Deleting what does not exist succeeds, as in RabbitMQ.
                 return Ok(());
             };
-            if if_unused && (exchange.has_bindings() || self.is_bound_destination(&exchanges, exchange)) {
-                return Err(AmqpError::precondition_failed(format!("{} in use", self.describe("exchange", name))));
+            if if_unused
+                && (exchange.has_bindings() || self.is_bound_destination(&exchanges, exchange))
+            {
+                return Err(AmqpError::precondition_failed(format!(
+                    "{} in use",
+                    self.describe("exchange", name)
+                )));
             }
             exchanges.remove(name)
         };
@@ -186,9 +218,15 @@ impl VHost {
         Ok(())
     }
 
-    fn is_bound_destination(&self, exchanges: &HashMap<ShortStr, Arc<Exchange>>, target: &Arc<Exchange>) -> bool {
+    fn is_bound_destination(
+        &self,
+        exchanges: &HashMap<ShortStr, Arc<Exchange>>,
+        target: &Arc<Exchange>,
+    ) -> bool {
         let dest = Destination::Exchange(target.clone());
-        exchanges.values().any(|e| e.bindings().iter().any(|b| b.destination.same_as(&dest)))
+        exchanges
+            .values()
+            .any(|e| e.bindings().iter().any(|b| b.destination.same_as(&dest)))
     }
 
     /// Removes bindings leading to a deleted queue or exchange, and auto-deletes the sources
@@ -220,12 +258,21 @@ impl VHost {
 
     // ---- queues -------------------------------------------------------------------------
 
-    pub fn declare_queue(&self, connection: ConnectionId, d: QueueDeclare) -> AmqpResult<DeclaredQueue> {
+    pub fn declare_queue(
+        &self,
+        connection: ConnectionId,
+        d: QueueDeclare,
+    ) -> AmqpResult<DeclaredQueue> {
         if d.passive {
             let queue = self.queue(&d.name)?;
             queue.check_owner(connection)?;
             let counts = queue.counts();
-            return Ok(DeclaredQueue { queue, message_count: counts.ready, consumer_count: counts.consumers, created: false });
+            return Ok(DeclaredQueue {
+                queue,
+                message_count: counts.ready,
+                consumer_count: counts.consumers,
+                created: false,
+            });
         }
         let name = if d.name.is_empty() {
             server_generated_queue_name()
@@ -246,7 +293,12 @@ impl VHost {
                 return Err(existing.check_owner(ConnectionId(u64::MAX)).unwrap_err());
             }
             if c.auto_delete != d.config.auto_delete {
-                return Err(inequivalent("auto_delete", &what, d.config.auto_delete, c.auto_delete));
+                return Err(inequivalent(
+                    "auto_delete",
+                    &what,
+                    d.config.auto_delete,
+                    c.auto_delete,
+                ));
             }
             let counts = existing.counts();
             return Ok(DeclaredQueue {
@@ -262,12 +314,44 @@ impl VHost {
         drop(queues);
         // Every queue is bound to the default exchange by its name; that binding is implicit
         // (routing looks the name up), as in RabbitMQ where it cannot be removed either.
-        Ok(DeclaredQueue { queue, message_count: 0, consumer_count: 0, created: true })
+        Ok(DeclaredQueue {
+            queue,
+            message_count: 0,
+            consumer_count: 0,
+            created: true,
+        })
+    }
+
+    /// Declares a queue under a name clients may not use themselves (`amq.` names such as
+    /// the queue behind direct reply-to).
+    pub fn declare_internal_queue(
+        &self,
+        connection: ConnectionId,
+        name: ShortStr,
+        config: QueueConfig,
+    ) -> AmqpResult<Arc<Queue>> {
+        let mut queues = self.queues.write();
+        if queues.contains_key(&name) {
+            return Err(AmqpError::resource_locked(format!(
+                "{} already exists",
+                self.describe("queue", &name)
+            )));
+        }
+        let owner = config.exclusive.then_some(connection);
+        let queue = Queue::new(name.clone(), self.name.clone(), config, owner);
+        queues.insert(name, queue.clone());
+        Ok(queue)
     }
 
     /// Deletes a queue; returns the number of ready messages it had. Deleting a missing queue
     /// succeeds with 0, as in RabbitMQ.
-    pub fn delete_queue(&self, connection: ConnectionId, name: &ShortStr, if_unused: bool, if_empty: bool) -> AmqpResult<u32> {
+    pub fn delete_queue(
+        &self,
+        connection: ConnectionId,
+        name: &ShortStr,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> AmqpResult<u32> {
         let queue = match self.queue(name) {
             Ok(q) => q,
             Err(_) => return Ok(0),
@@ -275,10 +359,16 @@ impl VHost {
         queue.check_owner(connection)?;
         let counts = queue.counts();
         if if_unused && counts.consumers > 0 {
-            return Err(AmqpError::precondition_failed(format!("{} in use", queue.describe())));
+            return Err(AmqpError::precondition_failed(format!(
+                "{} in use",
+                queue.describe()
+            )));
         }
         if if_empty && counts.ready > 0 {
-            return Err(AmqpError::precondition_failed(format!("{} is not empty", queue.describe())));
+            return Err(AmqpError::precondition_failed(format!(
+                "{} is not empty",
+                queue.describe()
+            )));
         }
         Ok(self.remove_queue(&queue))
     }
@@ -301,8 +391,13 @@ impl VHost {
 
     /// Deletes the exclusive queues of a closed connection.
     pub fn delete_exclusive_queues(&self, connection: ConnectionId) {
-        let owned: Vec<Arc<Queue>> =
-            self.queues.read().values().filter(|q| q.owner == Some(connection)).cloned().collect();
+        let owned: Vec<Arc<Queue>> = self
+            .queues
+            .read()
+            .values()
+            .filter(|q| q.owner == Some(connection))
+            .cloned()
+            .collect();
         for q in owned {
             self.remove_queue(&q);
         }
@@ -310,18 +405,36 @@ impl VHost {
 
     // ---- bindings -----------------------------------------------------------------------
 
-    pub fn bind_queue(&self, connection: ConnectionId, queue: &ShortStr, exchange: &ShortStr, routing_key: ShortStr, arguments: FieldTable) -> AmqpResult<()> {
+    pub fn bind_queue(
+        &self,
+        connection: ConnectionId,
+        queue: &ShortStr,
+        exchange: &ShortStr,
+        routing_key: ShortStr,
+        arguments: FieldTable,
+    ) -> AmqpResult<()> {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
         let q = self.queue(queue)?;
         q.check_owner(connection)?;
         let source = self.exchange(exchange)?;
-        source.bind(Binding { destination: Destination::Queue(q), routing_key, arguments });
+        source.bind(Binding {
+            destination: Destination::Queue(q),
+            routing_key,
+            arguments,
+        });
         Ok(())
     }
 
-    pub fn unbind_queue(&self, connection: ConnectionId, queue: &ShortStr, exchange: &ShortStr, routing_key: &ShortStr, arguments: &FieldTable) -> AmqpResult<()> {
+    pub fn unbind_queue(
+        &self,
+        connection: ConnectionId,
+        queue: &ShortStr,
+        exchange: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> AmqpResult<()> {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
@@ -334,17 +447,33 @@ impl VHost {
         Ok(())
     }
 
-    pub fn bind_exchange(&self, destination: &ShortStr, source: &ShortStr, routing_key: ShortStr, arguments: FieldTable) -> AmqpResult<()> {
+    pub fn bind_exchange(
+        &self,
+        destination: &ShortStr,
+        source: &ShortStr,
+        routing_key: ShortStr,
+        arguments: FieldTable,
+    ) -> AmqpResult<()> {
         if destination.is_empty() || source.is_empty() {
             return Err(default_exchange_refused());
         }
         let dest = self.exchange(destination)?;
         let src = self.exchange(source)?;
-        src.bind(Binding { destination: Destination::Exchange(dest), routing_key, arguments });
+        src.bind(Binding {
+            destination: Destination::Exchange(dest),
+            routing_key,
+            arguments,
+        });
         Ok(())
     }
 
-    pub fn unbind_exchange(&self, destination: &ShortStr, source: &ShortStr, routing_key: &ShortStr, arguments: &FieldTable) -> AmqpResult<()> {
+    pub fn unbind_exchange(
+        &self,
+        destination: &ShortStr,
+        source: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> AmqpResult<()> {
         if destination.is_empty() || source.is_empty() {
             return Err(default_exchange_refused());
         }
@@ -359,7 +488,12 @@ impl VHost {
     // ---- publishing ---------------------------------------------------------------------
 
     /// Finds the queues a message published to `exchange` goes to, each once.
-    pub fn route(&self, exchange: &ShortStr, message: &Message, out: &mut Vec<Arc<Queue>>) -> AmqpResult<()> {
+    pub fn route(
+        &self,
+        exchange: &ShortStr,
+        message: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> AmqpResult<()> {
         if exchange.is_empty() {
             // The default exchange: every queue is bound by its own name.
             if let Some(q) = self.queues.read().get(&message.routing_key) {

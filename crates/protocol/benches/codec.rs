@@ -13,7 +13,11 @@ fn publish_frames() -> BytesMut {
         immediate: false,
     });
     let mut props = BytesMut::new();
-    BasicProperties { delivery_mode: Some(2), ..Default::default() }.encode(&mut props);
+    BasicProperties {
+        delivery_mode: Some(2),
+        ..Default::default()
+    }
+    .encode(&mut props);
     for _ in 0..100 {
         encode_method_frame(&mut out, 1, &m);
         encode_content_header(&mut out, 1, 60, 16, &props);

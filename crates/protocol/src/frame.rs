@@ -73,7 +73,10 @@ pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, 
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
     let total = size + FRAME_OVERHEAD;
     if frame_max != 0 && total > frame_max as usize {
-        return Err(FrameError::TooLarge { size: total, max: frame_max });
+        return Err(FrameError::TooLarge {
+            size: total,
+            max: frame_max,
+        });
     }
     if buf.len() < total {
         // Reserve now so the next read lands in one allocation.
@@ -113,7 +116,11 @@ fn decode_content_header(payload: &mut Bytes) -> Result<ContentHeader, DecodeErr
     let body_size = get_u64(payload)?;
     // At least the flags word must be there.
     crate::codec::need(payload, 2)?;
-    Ok(ContentHeader { class_id, body_size, properties: payload.clone() })
+    Ok(ContentHeader {
+        class_id,
+        body_size,
+        properties: payload.clone(),
+    })
 }
 
 /// Starts a frame of `kind` and returns where its size field is, to be patched by `end_frame`.
@@ -138,7 +145,13 @@ pub fn encode_method_frame(out: &mut BytesMut, channel: u16, method: &Method) {
 }
 
 /// A content header frame with already-encoded properties (flags and list).
-pub fn encode_content_header(out: &mut BytesMut, channel: u16, class_id: u16, body_size: u64, properties: &[u8]) {
+pub fn encode_content_header(
+    out: &mut BytesMut,
+    channel: u16,
+    class_id: u16,
+    body_size: u64,
+    properties: &[u8],
+) {
     out.reserve(FRAME_OVERHEAD + 12 + properties.len());
     let at = begin_frame(out, FRAME_HEADER, channel);
     out.put_u16(class_id);
@@ -168,7 +181,7 @@ pub fn encode_heartbeat(out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BasicPublish, BasicProperties, FieldTable, FieldValue, QueueDeclare};
+    use crate::{BasicProperties, BasicPublish, FieldTable, FieldValue, QueueDeclare};
 
     fn parse_all(bytes: &[u8]) -> Vec<Frame> {
         let mut buf = BytesMut::from(bytes);
@@ -195,7 +208,13 @@ mod tests {
             &out[..],
             &[1, 0, 1, 0, 0, 0, 10, 0, 60, 0, 40, 0, 0, 0, 1, b'q', 1, 0xCE]
         );
-        assert_eq!(parse_all(&out), vec![Frame::Method { channel: 1, method: m }]);
+        assert_eq!(
+            parse_all(&out),
+            vec![Frame::Method {
+                channel: 1,
+                method: m
+            }]
+        );
     }
 
     #[test]
@@ -267,15 +286,30 @@ mod tests {
     #[test]
     fn bad_frames_are_errors() {
         let mut too_big = BytesMut::from(&[1u8, 0, 0, 0, 1, 0, 0][..]);
-        assert!(matches!(parse_frame(&mut too_big, 4096), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            parse_frame(&mut too_big, 4096),
+            Err(FrameError::TooLarge { .. })
+        ));
         let mut bad_end = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 0xAB][..]);
-        assert_eq!(parse_frame(&mut bad_end, 4096), Err(FrameError::BadFrameEnd(0xAB)));
+        assert_eq!(
+            parse_frame(&mut bad_end, 4096),
+            Err(FrameError::BadFrameEnd(0xAB))
+        );
         let mut bad_type = BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 0xCE][..]);
-        assert_eq!(parse_frame(&mut bad_type, 4096), Err(FrameError::UnknownType(9)));
+        assert_eq!(
+            parse_frame(&mut bad_type, 4096),
+            Err(FrameError::UnknownType(9))
+        );
         let mut unknown = BytesMut::from(&[1u8, 0, 0, 0, 0, 0, 4, 0, 99, 0, 1, 0xCE][..]);
         assert!(matches!(
             parse_frame(&mut unknown, 4096),
-            Err(FrameError::BadMethod { error: DecodeError::UnknownMethod { class_id: 99, method_id: 1 }, .. })
+            Err(FrameError::BadMethod {
+                error: DecodeError::UnknownMethod {
+                    class_id: 99,
+                    method_id: 1
+                },
+                ..
+            })
         ));
     }
 }

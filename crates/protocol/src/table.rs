@@ -2,7 +2,9 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::codec::{get_longstr, get_shortstr, get_u16, get_u32, get_u64, get_u8, need, put_longstr, put_shortstr};
+use crate::codec::{
+    get_longstr, get_shortstr, get_u16, get_u32, get_u64, get_u8, need, put_longstr, put_shortstr,
+};
 use crate::{DecodeError, ShortStr};
 
 /// Tables and arrays nest; a hostile peer could nest them deep enough to exhaust the stack of a
@@ -204,6 +206,11 @@ impl FieldTable {
         FieldTable(Vec::new())
     }
 
+    /// Decodes a length-prefixed table from the front of `buf`.
+    pub fn decode_from(buf: &mut Bytes) -> Result<FieldTable, DecodeError> {
+        FieldTable::decode(buf, 0)
+    }
+
     pub(crate) fn decode(buf: &mut Bytes, depth: usize) -> Result<FieldTable, DecodeError> {
         if depth >= MAX_NESTING {
             return Err(DecodeError::TooDeep(MAX_NESTING));
@@ -302,11 +309,17 @@ mod tests {
             ("d".into(), FieldValue::F64(-2.25)),
             ("D".into(), FieldValue::Decimal(2, 12345)),
             ("S".into(), "hello".into()),
-            ("A".into(), FieldValue::Array(vec![FieldValue::U8(1), "two".into()])),
+            (
+                "A".into(),
+                FieldValue::Array(vec![FieldValue::U8(1), "two".into()]),
+            ),
             ("T".into(), FieldValue::Timestamp(1_700_000_000)),
             ("F".into(), FieldValue::Table(inner)),
             ("V".into(), FieldValue::Void),
-            ("x".into(), FieldValue::ByteArray(Bytes::from_static(&[0, 1, 2]))),
+            (
+                "x".into(),
+                FieldValue::ByteArray(Bytes::from_static(&[0, 1, 2])),
+            ),
         ]
         .into_iter()
         .collect();
@@ -325,11 +338,20 @@ mod tests {
     #[test]
     fn unknown_type_and_truncation_are_errors() {
         let mut bad = Bytes::from_static(&[0, 0, 0, 3, 1, b'a', b'Z']);
-        assert_eq!(FieldTable::decode(&mut bad, 0), Err(DecodeError::UnknownFieldType(b'Z')));
+        assert_eq!(
+            FieldTable::decode(&mut bad, 0),
+            Err(DecodeError::UnknownFieldType(b'Z'))
+        );
         let mut short = Bytes::from_static(&[0, 0, 0, 9, 1, b'a']);
-        assert_eq!(FieldTable::decode(&mut short, 0), Err(DecodeError::Truncated));
+        assert_eq!(
+            FieldTable::decode(&mut short, 0),
+            Err(DecodeError::Truncated)
+        );
         let mut lying = Bytes::from_static(&[0, 0, 0, 3, 1, b'a', b'I', 0]);
-        assert_eq!(FieldTable::decode(&mut lying, 0), Err(DecodeError::Truncated));
+        assert_eq!(
+            FieldTable::decode(&mut lying, 0),
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]
@@ -348,6 +370,9 @@ mod tests {
             payload = outer;
         }
         let mut bytes = payload.freeze();
-        assert_eq!(FieldTable::decode(&mut bytes, 0), Err(DecodeError::TooDeep(MAX_NESTING)));
+        assert_eq!(
+            FieldTable::decode(&mut bytes, 0),
+            Err(DecodeError::TooDeep(MAX_NESTING))
+        );
     }
 }

@@ -1,1 +1,81 @@
+//! Warren's AMQP 0-9-1 listener: one task per connection owning the socket, the handshake,
+//! frame dispatch, heartbeats and per-channel state. Broker work is delegated to
+//! `warren-broker`; deliveries come back from queues through the connection's outbox.
 
+mod access;
+mod channel;
+mod connection;
+mod content;
+mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+use warren_broker::Broker;
+
+/// Limits offered to clients in connection.tune, and the handshake's patience.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Offered heartbeat interval in seconds (RabbitMQ: 60). 0 disables heartbeats.
+    pub heartbeat: u16,
+    /// Offered maximum frame size (RabbitMQ: 131072).
+    pub frame_max: u32,
+    /// Offered maximum channel number (RabbitMQ: 2047).
+    pub channel_max: u16,
+    /// Time allowed from TCP accept to connection.open (RabbitMQ: 10 s).
+    pub handshake_timeout: std::time::Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            heartbeat: 60,
+            frame_max: 131_072,
+            channel_max: 2047,
+            handshake_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Accepts AMQP connections until `shutdown` turns true; then asks every connection to close.
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    config: ServerConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let config = Arc::new(config);
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let broker = broker.clone();
+                    let config = config.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(connection::run(stream, peer, broker, config, shutdown));
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    info!("AMQP listener stopped");
+}
+
+/// Binds and serves on `addr`; returns the bound address (useful with port 0 in tests).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

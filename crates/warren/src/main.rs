@@ -1,1 +1,36 @@
-fn main() {}
+//! `warren`: the broker, and its tools as subcommands.
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "warren",
+    version,
+    about = "An AMQP 0-9-1 message broker that RabbitMQ's clients use unmodified"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Broker options (used when no subcommand is given).
+    #[command(flatten)]
+    serve: serve::ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (the default).
+    Serve(serve::ServeArgs),
+    /// Generate load against a broker and report rates and latencies.
+    Perf(warren_perf::PerfArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve::run(cli.serve),
+        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Perf(args)) => warren_perf::main(args),
+    }
+}

@@ -15,15 +15,28 @@ pub struct DirectRouter {
 impl Router for DirectRouter {
     fn bind(&mut self, binding: Binding) -> bool {
         let list = self.by_key.entry(binding.routing_key.clone()).or_default();
-        if list.iter().any(|b| b.matches(&binding.destination, &binding.routing_key, &binding.arguments)) {
+        if list.iter().any(|b| {
+            b.matches(
+                &binding.destination,
+                &binding.routing_key,
+                &binding.arguments,
+            )
+        }) {
             return false;
         }
         list.push(binding);
         true
     }
 
-    fn unbind(&mut self, destination: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> bool {
-        let Some(list) = self.by_key.get_mut(routing_key) else { return false };
+    fn unbind(
+        &mut self,
+        destination: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool {
+        let Some(list) = self.by_key.get_mut(routing_key) else {
+            return false;
+        };
         let removed = remove_matching(list, |b| !b.matches(destination, routing_key, arguments));
         if list.is_empty() {
             self.by_key.remove(routing_key);

@@ -12,15 +12,28 @@ pub struct FanoutRouter {
 
 impl Router for FanoutRouter {
     fn bind(&mut self, binding: Binding) -> bool {
-        if self.bindings.iter().any(|b| b.matches(&binding.destination, &binding.routing_key, &binding.arguments)) {
+        if self.bindings.iter().any(|b| {
+            b.matches(
+                &binding.destination,
+                &binding.routing_key,
+                &binding.arguments,
+            )
+        }) {
             return false;
         }
         self.bindings.push(binding);
         true
     }
 
-    fn unbind(&mut self, destination: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> bool {
-        remove_matching(&mut self.bindings, |b| !b.matches(destination, routing_key, arguments)) > 0
+    fn unbind(
+        &mut self,
+        destination: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool {
+        remove_matching(&mut self.bindings, |b| {
+            !b.matches(destination, routing_key, arguments)
+        }) > 0
     }
 
     fn unbind_all(&mut self, destination: &Destination) -> usize {

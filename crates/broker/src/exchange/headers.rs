@@ -53,15 +53,28 @@ fn binding_matches(arguments: &FieldTable, headers: Option<&FieldTable>) -> bool
 
 impl Router for HeadersRouter {
     fn bind(&mut self, binding: Binding) -> bool {
-        if self.bindings.iter().any(|b| b.matches(&binding.destination, &binding.routing_key, &binding.arguments)) {
+        if self.bindings.iter().any(|b| {
+            b.matches(
+                &binding.destination,
+                &binding.routing_key,
+                &binding.arguments,
+            )
+        }) {
             return false;
         }
         self.bindings.push(binding);
         true
     }
 
-    fn unbind(&mut self, destination: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> bool {
-        remove_matching(&mut self.bindings, |b| !b.matches(destination, routing_key, arguments)) > 0
+    fn unbind(
+        &mut self,
+        destination: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool {
+        remove_matching(&mut self.bindings, |b| {
+            !b.matches(destination, routing_key, arguments)
+        }) > 0
     }
 
     fn unbind_all(&mut self, destination: &Destination) -> usize {
@@ -94,15 +107,30 @@ mod tests {
     use super::*;
 
     fn table(pairs: &[(&str, FieldValue)]) -> FieldTable {
-        pairs.iter().map(|(k, v)| (ShortStr::from(*k), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (ShortStr::from(*k), v.clone()))
+            .collect()
     }
 
     #[test]
     fn all_and_any() {
-        let headers = table(&[("format", "pdf".into()), ("type", "report".into()), ("n", FieldValue::U8(3))]);
-        let all = table(&[("x-match", "all".into()), ("format", "pdf".into()), ("type", "report".into())]);
+        let headers = table(&[
+            ("format", "pdf".into()),
+            ("type", "report".into()),
+            ("n", FieldValue::U8(3)),
+        ]);
+        let all = table(&[
+            ("x-match", "all".into()),
+            ("format", "pdf".into()),
+            ("type", "report".into()),
+        ]);
         let all_miss = table(&[("format", "pdf".into()), ("type", "log".into())]);
-        let any = table(&[("x-match", "any".into()), ("format", "zip".into()), ("type", "report".into())]);
+        let any = table(&[
+            ("x-match", "any".into()),
+            ("format", "zip".into()),
+            ("type", "report".into()),
+        ]);
         let any_miss = table(&[("x-match", "any".into()), ("format", "zip".into())]);
         let numeric = table(&[("n", FieldValue::I64(3))]);
         let presence = table(&[("type", FieldValue::Void)]);
@@ -113,6 +141,9 @@ mod tests {
         assert!(binding_matches(&numeric, Some(&headers)));
         assert!(binding_matches(&presence, Some(&headers)));
         assert!(!binding_matches(&all, None));
-        assert!(binding_matches(&FieldTable::new(), None), "all with no criteria matches");
+        assert!(
+            binding_matches(&FieldTable::new(), None),
+            "all with no criteria matches"
+        );
     }
 }

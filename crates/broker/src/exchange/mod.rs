@@ -64,8 +64,15 @@ pub struct Binding {
 }
 
 impl Binding {
-    pub fn matches(&self, destination: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> bool {
-        self.destination.same_as(destination) && self.routing_key == *routing_key && self.arguments == *arguments
+    pub fn matches(
+        &self,
+        destination: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool {
+        self.destination.same_as(destination)
+            && self.routing_key == *routing_key
+            && self.arguments == *arguments
     }
 }
 
@@ -77,7 +84,12 @@ pub trait Router: Send + Sync {
     /// Adds a binding; false if an identical one exists.
     fn bind(&mut self, binding: Binding) -> bool;
     /// Removes the identical binding; false if there was none.
-    fn unbind(&mut self, destination: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> bool;
+    fn unbind(
+        &mut self,
+        destination: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool;
     /// Removes every binding to `destination` (it is being deleted).
     fn unbind_all(&mut self, destination: &Destination) -> usize;
     /// Appends the destinations `message` goes to (duplicates are removed by the caller).
@@ -146,15 +158,26 @@ pub struct Exchange {
 impl Exchange {
     pub fn new(name: ShortStr, config: ExchangeConfig) -> Arc<Exchange> {
         let router = RwLock::new(router_for(config.kind));
-        Arc::new(Exchange { name, config, router })
+        Arc::new(Exchange {
+            name,
+            config,
+            router,
+        })
     }
 
     pub fn bind(&self, binding: Binding) -> bool {
         self.router.write().bind(binding)
     }
 
-    pub fn unbind(&self, destination: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> bool {
-        self.router.write().unbind(destination, routing_key, arguments)
+    pub fn unbind(
+        &self,
+        destination: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool {
+        self.router
+            .write()
+            .unbind(destination, routing_key, arguments)
     }
 
     pub fn unbind_all(&self, destination: &Destination) -> usize {

@@ -21,7 +21,10 @@ struct Node {
 
 impl Node {
     fn is_empty(&self) -> bool {
-        self.bindings.is_empty() && self.words.is_empty() && self.star.is_none() && self.hash.is_none()
+        self.bindings.is_empty()
+            && self.words.is_empty()
+            && self.star.is_none()
+            && self.hash.is_none()
     }
 }
 
@@ -63,7 +66,9 @@ fn child_mut<'a>(node: &'a mut Node, word: &[u8]) -> &'a mut Node {
 
 /// Walks to the node for `words` and applies `f` there, pruning nodes left empty.
 fn with_node<R>(node: &mut Node, words: &[&[u8]], f: &mut impl FnMut(&mut Node) -> R) -> Option<R> {
-    let Some((first, rest)) = words.split_first() else { return Some(f(node)) };
+    let Some((first, rest)) = words.split_first() else {
+        return Some(f(node));
+    };
     let result = match *first {
         b"*" => {
             let child = node.star.as_deref_mut()?;
@@ -103,7 +108,8 @@ struct Matcher<'a> {
 impl Matcher<'_> {
     fn walk(&mut self, node: &Node, words: &[&[u8]], at: usize) {
         if at == words.len() {
-            self.out.extend(node.bindings.iter().map(|b| b.destination.clone()));
+            self.out
+                .extend(node.bindings.iter().map(|b| b.destination.clone()));
             if let Some(hash) = &node.hash {
                 self.walk_hash(hash, words, at);
             }
@@ -138,7 +144,13 @@ impl Router for TopicRouter {
         for w in &words {
             node = child_mut(node, w);
         }
-        if node.bindings.iter().any(|b| b.matches(&binding.destination, &binding.routing_key, &binding.arguments)) {
+        if node.bindings.iter().any(|b| {
+            b.matches(
+                &binding.destination,
+                &binding.routing_key,
+                &binding.arguments,
+            )
+        }) {
             return false;
         }
         node.bindings.push(binding);
@@ -146,10 +158,17 @@ impl Router for TopicRouter {
         true
     }
 
-    fn unbind(&mut self, destination: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> bool {
+    fn unbind(
+        &mut self,
+        destination: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool {
         let words = binding_words(routing_key.as_bytes());
         let removed = with_node(&mut self.root, &words, &mut |node: &mut Node| {
-            remove_matching(&mut node.bindings, |b| !b.matches(destination, routing_key, arguments))
+            remove_matching(&mut node.bindings, |b| {
+                !b.matches(destination, routing_key, arguments)
+            })
         })
         .unwrap_or(0);
         self.count -= removed;
@@ -177,7 +196,10 @@ impl Router for TopicRouter {
 
     fn route(&self, message: &Message, out: &mut Routed) {
         let words = split(message.routing_key.as_bytes());
-        let mut matcher = Matcher { out, seen: HashSet::new() };
+        let mut matcher = Matcher {
+            out,
+            seen: HashSet::new(),
+        };
         matcher.walk(&self.root, &words, 0);
     }
 
@@ -210,7 +232,12 @@ mod tests {
     }
 
     fn routed(router: &TopicRouter, key: &str) -> Vec<String> {
-        let msg = Message::new(&"".into(), &key.into(), &Bytes::from_static(&[0, 0]), Bytes::new());
+        let msg = Message::new(
+            &"".into(),
+            &key.into(),
+            &Bytes::from_static(&[0, 0]),
+            Bytes::new(),
+        );
         let mut out = Routed::new();
         router.route(&msg, &mut out);
         let mut names: Vec<String> = out.iter().map(|d| d.name().to_string()).collect();

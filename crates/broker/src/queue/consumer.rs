@@ -14,7 +14,10 @@ pub enum Outbound {
     /// A message for a consumer. The connection assigns the delivery tag when it writes it.
     Deliver(Delivery),
     /// The consumer's queue was deleted (basic.cancel from the server).
-    ConsumerCancelled { channel: u16, consumer_tag: ShortStr },
+    ConsumerCancelled {
+        channel: u16,
+        consumer_tag: ShortStr,
+    },
 }
 
 pub struct Delivery {
@@ -41,7 +44,11 @@ pub struct ChannelOutbox {
 }
 
 impl ChannelOutbox {
-    pub fn new(connection: ConnectionId, channel: u16, sender: UnboundedSender<Outbound>) -> Arc<Self> {
+    pub fn new(
+        connection: ConnectionId,
+        channel: u16,
+        sender: UnboundedSender<Outbound>,
+    ) -> Arc<Self> {
         Arc::new(ChannelOutbox {
             connection,
             channel,
@@ -85,7 +92,12 @@ impl ChannelOutbox {
             if limit != 0 && current >= limit {
                 return false;
             }
-            match self.in_flight.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.in_flight.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(seen) => current = seen,
             }
@@ -95,7 +107,11 @@ impl ChannelOutbox {
     /// Returns credit for settled deliveries (acked, rejected or requeued).
     pub fn release(&self, n: u32) {
         // Saturate rather than wrap: a client that acks twice must not mint credit.
-        let _ = self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
     }
 }
 
@@ -124,7 +140,11 @@ pub(super) struct Consumer {
 
 impl Consumer {
     pub fn has_credit(&self) -> bool {
-        let limit = if self.spec.no_ack { NO_ACK_WINDOW } else { self.spec.prefetch };
+        let limit = if self.spec.no_ack {
+            NO_ACK_WINDOW
+        } else {
+            self.spec.prefetch
+        };
         (limit == 0 || self.in_flight < limit) && self.spec.outbox.may_deliver()
     }
 

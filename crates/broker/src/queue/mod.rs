@@ -17,8 +17,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use warren_protocol::{FieldTable, ShortStr};
 
-pub use consumer::{ChannelOutbox, ConsumerSpec, Delivery, Outbound, NO_ACK_WINDOW};
 use consumer::Consumer;
+pub use consumer::{ChannelOutbox, ConsumerSpec, Delivery, Outbound, NO_ACK_WINDOW};
 
 use crate::error::{resource, AmqpError, AmqpResult};
 use crate::message::Message;
@@ -132,8 +132,20 @@ impl QueueState {
 }
 
 impl Queue {
-    pub fn new(name: ShortStr, vhost: Arc<str>, config: QueueConfig, owner: Option<ConnectionId>) -> Arc<Queue> {
-        Arc::new(Queue { name, vhost, config, owner, stats: QueueStats::default(), state: Mutex::default() })
+    pub fn new(
+        name: ShortStr,
+        vhost: Arc<str>,
+        config: QueueConfig,
+        owner: Option<ConnectionId>,
+    ) -> Arc<Queue> {
+        Arc::new(Queue {
+            name,
+            vhost,
+            config,
+            owner,
+            stats: QueueStats::default(),
+            state: Mutex::default(),
+        })
     }
 
     /// `queue 'name' in vhost 'v'`, as RabbitMQ's error texts put it.
@@ -155,7 +167,11 @@ impl Queue {
 
     pub fn counts(&self) -> QueueCounts {
         let st = self.state.lock();
-        QueueCounts { ready: st.ready.len() as u32, unacked: st.unacked, consumers: st.consumers.len() as u32 }
+        QueueCounts {
+            ready: st.ready.len() as u32,
+            unacked: st.unacked,
+            consumers: st.consumers.len() as u32,
+        }
     }
 
     pub fn ready_bytes(&self) -> usize {
@@ -176,7 +192,11 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.push_ready(Queued { seq, message, redelivered: false });
+        st.push_ready(Queued {
+            seq,
+            message,
+            redelivered: false,
+        });
         self.dispatch(&mut st);
     }
 
@@ -222,7 +242,9 @@ impl Queue {
                     }
                     st.cursor %= st.consumers.len();
                 }
-                Err(Outbound::ConsumerCancelled { .. }) => unreachable!("send returns what it was given"),
+                Err(Outbound::ConsumerCancelled { .. }) => {
+                    unreachable!("send returns what it was given")
+                }
             }
         }
     }
@@ -239,12 +261,21 @@ impl Queue {
         if st.deleted {
             return Err(AmqpError::not_found(format!("no {}", self.describe())));
         }
-        if st.consumers.iter().any(|c| c.spec.exclusive) || (spec.exclusive && !st.consumers.is_empty()) {
-            return Err(AmqpError::access_refused(format!("{} in exclusive use", self.describe())));
+        if st.consumers.iter().any(|c| c.spec.exclusive)
+            || (spec.exclusive && !st.consumers.is_empty())
+        {
+            return Err(AmqpError::access_refused(format!(
+                "{} in exclusive use",
+                self.describe()
+            )));
         }
         let id = st.next_consumer_id;
         st.next_consumer_id += 1;
-        st.consumers.push(Consumer { id, spec, in_flight: 0 });
+        st.consumers.push(Consumer {
+            id,
+            spec,
+            in_flight: 0,
+        });
         self.dispatch(&mut st);
         Ok(id)
     }
@@ -277,7 +308,11 @@ impl Queue {
 
     /// Settles deliveries of this queue (one lock for a whole batch of acks), then delivers
     /// what the freed credit allows. `consumer` is None for basic.get deliveries.
-    pub fn settle(self: &Arc<Self>, deliveries: impl IntoIterator<Item = (Option<u64>, Queued)>, how: Settlement) {
+    pub fn settle(
+        self: &Arc<Self>,
+        deliveries: impl IntoIterator<Item = (Option<u64>, Queued)>,
+        how: Settlement,
+    ) {
         let mut st = self.state.lock();
         for (consumer, mut item) in deliveries {
             st.unacked = st.unacked.saturating_sub(1);
@@ -359,11 +394,23 @@ mod tests {
     use tokio::sync::mpsc;
 
     fn msg(body: &'static str) -> Arc<Message> {
-        Arc::new(Message::new(&"".into(), &"q".into(), &Bytes::from_static(&[0, 0]), Bytes::from_static(body.as_bytes())))
+        Arc::new(Message::new(
+            &"".into(),
+            &"q".into(),
+            &Bytes::from_static(&[0, 0]),
+            Bytes::from_static(body.as_bytes()),
+        ))
     }
 
     fn consumer(outbox: &Arc<ChannelOutbox>, prefetch: u32) -> ConsumerSpec {
-        ConsumerSpec { tag: "c".into(), outbox: outbox.clone(), no_ack: false, prefetch, exclusive: false, priority: 0 }
+        ConsumerSpec {
+            tag: "c".into(),
+            outbox: outbox.clone(),
+            no_ack: false,
+            prefetch,
+            exclusive: false,
+            priority: 0,
+        }
     }
 
     fn drain(rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<Delivery> {
@@ -385,11 +432,25 @@ mod tests {
         let id = q.add_consumer(consumer(&outbox, 2)).unwrap();
         let first = drain(&mut rx);
         assert_eq!(first.len(), 2);
-        assert_eq!(q.counts(), QueueCounts { ready: 1, unacked: 2, consumers: 1 });
+        assert_eq!(
+            q.counts(),
+            QueueCounts {
+                ready: 1,
+                unacked: 2,
+                consumers: 1
+            }
+        );
         let d = first.into_iter().next().unwrap();
         q.settle([(Some(id), d.item)], Settlement::Ack);
         assert_eq!(drain(&mut rx).len(), 1);
-        assert_eq!(q.counts(), QueueCounts { ready: 0, unacked: 2, consumers: 1 });
+        assert_eq!(
+            q.counts(),
+            QueueCounts {
+                ready: 0,
+                unacked: 2,
+                consumers: 1
+            }
+        );
     }
 
     #[test]
@@ -403,14 +464,25 @@ mod tests {
         let id = q.add_consumer(consumer(&outbox, 2)).unwrap();
         let got = drain(&mut rx);
         assert!(q.remove_consumer(id) == false);
-        q.settle(got.into_iter().map(|d| (Some(d.consumer_id), d.item)).rev(), Settlement::Requeue);
+        q.settle(
+            got.into_iter().map(|d| (Some(d.consumer_id), d.item)).rev(),
+            Settlement::Requeue,
+        );
         let mut bodies = Vec::new();
         while let Some((item, _)) = q.get(true) {
-            bodies.push((String::from_utf8(item.message.body.to_vec()).unwrap(), item.redelivered));
+            bodies.push((
+                String::from_utf8(item.message.body.to_vec()).unwrap(),
+                item.redelivered,
+            ));
         }
         assert_eq!(
             bodies,
-            [("a".into(), true), ("b".into(), true), ("c".into(), false), ("d".into(), false)]
+            [
+                ("a".into(), true),
+                ("b".into(), true),
+                ("c".into(), false),
+                ("d".into(), false)
+            ]
         );
     }
 

@@ -1,0 +1,81 @@
+//! Permission checks for one connection's user in its vhost, with a cache that is dropped
+//! whenever any permission changes (so the publish path rarely runs a regex).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warren_broker::auth::{Access, Permissions};
+use warren_broker::vhost::DEFAULT_EXCHANGE_ALIAS;
+use warren_broker::{AmqpError, AmqpResult, Broker};
+use warren_protocol::ShortStr;
+
+pub struct AccessCheck {
+    broker: Arc<Broker>,
+    user: String,
+    vhost: String,
+    generation: u64,
+    permissions: Option<Arc<Permissions>>,
+    decisions: HashMap<(u8, ShortStr), bool>,
+}
+
+/// Entries kept before the cache is cleared: names are client-chosen, so bound it.
+const MAX_CACHED: usize = 1024;
+
+impl AccessCheck {
+    pub fn new(broker: Arc<Broker>, user: &str, vhost: &str) -> Self {
+        let permissions = broker.access.permissions(vhost, user);
+        AccessCheck {
+            generation: broker.access.generation(),
+            broker,
+            user: user.to_string(),
+            vhost: vhost.to_string(),
+            permissions,
+            decisions: HashMap::new(),
+        }
+    }
+
+    /// 403 unless the user may `access` the resource. `kind` is "queue" or "exchange".
+    pub fn check(&mut self, access: Access, kind: &str, name: &ShortStr) -> AmqpResult<()> {
+        let generation = self.broker.access.generation();
+        if generation != self.generation {
+            self.generation = generation;
+            self.permissions = self.broker.access.permissions(&self.vhost, &self.user);
+            self.decisions.clear();
+        }
+        let key = (access as u8, name.clone());
+        let allowed = match self.decisions.get(&key) {
+            Some(&allowed) => allowed,
+            None => {
+                let resource = if kind == "exchange" && name.is_empty() {
+                    DEFAULT_EXCHANGE_ALIAS.to_string()
+                } else {
+                    name.to_string()
+                };
+                let allowed = self
+                    .permissions
+                    .as_ref()
+                    .is_some_and(|p| p.allows(access, &resource));
+                if self.decisions.len() >= MAX_CACHED {
+                    self.decisions.clear();
+                }
+                self.decisions.insert(key, allowed);
+                allowed
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            let shown = if kind == "exchange" && name.is_empty() {
+                ShortStr::from(DEFAULT_EXCHANGE_ALIAS)
+            } else {
+                name.clone()
+            };
+            Err(AmqpError::access_refused(format!(
+                "{} access to {kind} '{shown}' in vhost '{}' refused for user '{}'",
+                access.as_str(),
+                self.vhost,
+                self.user
+            )))
+        }
+    }
+}

@@ -1,0 +1,856 @@
+//! One client connection: a task that owns the socket, the handshake, frame dispatch,
+//! heartbeats, the channels, and the deliveries queues send to it.
+//!
+//! Each turn of the loop reads whatever the socket has, handles every complete frame in it,
+//! takes whatever deliveries queues sent meanwhile, and writes all output in one write.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{debug, info, info_span, warn, Instrument};
+use warren_broker::auth::User;
+use warren_broker::{
+    AmqpError, Broker, ChannelOutbox, ConnectionId, Outbound, Queue, ReplyCode, VHost,
+};
+use warren_protocol::constants::FRAME_MIN_SIZE;
+use warren_protocol::*;
+
+use crate::access::AccessCheck;
+use crate::channel::{Channel, Ctx};
+use crate::writer::Writer;
+use crate::ServerConfig;
+
+/// How long to wait for close-ok after sending connection.close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Read buffer growth step: large enough that a busy publisher is read in few syscalls.
+const READ_CHUNK: usize = 64 * 1024;
+/// Deliveries taken from the outbox per turn before output is written, so one busy queue
+/// cannot delay the connection's reads indefinitely.
+const DELIVERIES_PER_TURN: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    AwaitStartOk,
+    AwaitTuneOk,
+    AwaitOpen,
+    Open,
+    /// We sent connection.close and wait for close-ok.
+    Closing,
+    Done,
+}
+
+/// Why the loop stopped reading frames.
+enum Stop {
+    /// Send connection.close with this error (class and method that caused it).
+    Close(AmqpError, u16, u16),
+    /// Drop the socket without further ado (EOF, I/O error, protocol header mismatch).
+    Abort(String),
+}
+
+impl From<std::io::Error> for Stop {
+    fn from(e: std::io::Error) -> Self {
+        Stop::Abort(e.to_string())
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct ClientCapabilities {
+    consumer_cancel_notify: bool,
+    authentication_failure_close: bool,
+}
+
+struct Connection {
+    id: ConnectionId,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    config: Arc<ServerConfig>,
+    phase: Phase,
+    read_buf: BytesMut,
+    out: Writer,
+    /// Inbound frame size limit (ours before tune-ok, the negotiated one after).
+    frame_max: u32,
+    channel_max: u16,
+    heartbeat: u16,
+    capabilities: ClientCapabilities,
+    user: Option<User>,
+    vhost: Option<Arc<VHost>>,
+    access: Option<AccessCheck>,
+    channels: HashMap<u16, Channel>,
+    outbox_tx: mpsc::UnboundedSender<Outbound>,
+    outbox_rx: mpsc::UnboundedReceiver<Outbound>,
+    /// No-ack deliveries written this turn: their queues get the window slots back.
+    written_no_ack: Vec<(Arc<Queue>, u64)>,
+    last_received: Instant,
+    last_sent: Instant,
+    closing_since: Option<Instant>,
+}
+
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    config: Arc<ServerConfig>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let id = broker.next_connection_id();
+    let span = info_span!("conn", id = id.0, %peer);
+    async move {
+        debug!("accepted");
+        let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+        let now = Instant::now();
+        let mut conn = Connection {
+            id,
+            peer,
+            frame_max: config.frame_max,
+            channel_max: config.channel_max,
+            heartbeat: 0,
+            broker,
+            config,
+            phase: Phase::AwaitStartOk,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            out: Writer::new(FRAME_MIN_SIZE),
+            capabilities: ClientCapabilities::default(),
+            user: None,
+            vhost: None,
+            access: None,
+            channels: HashMap::new(),
+            outbox_tx,
+            outbox_rx,
+            written_no_ack: Vec::new(),
+            last_received: now,
+            last_sent: now,
+            closing_since: None,
+        };
+        let result = conn.serve(stream, shutdown).await;
+        conn.release();
+        match result {
+            Ok(()) => debug!("closed"),
+            Err(reason) => info!(%reason, "connection ended"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+impl Connection {
+    async fn serve(
+        &mut self,
+        stream: TcpStream,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let (mut reader, mut writer) = stream.into_split();
+        let handshake_deadline = Instant::now() + self.config.handshake_timeout;
+
+        // Protocol header.
+        let header_result = tokio::time::timeout_at(handshake_deadline, async {
+            while self.read_buf.len() < PROTOCOL_HEADER.len() {
+                if reader.read_buf(&mut self.read_buf).await? == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "closed before protocol header",
+                    ));
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match header_result {
+            Err(_) => return Err("handshake timeout".into()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(())) => {}
+        }
+        if &self.read_buf[..8] != PROTOCOL_HEADER {
+            // The spec's answer to a header we do not speak: ours, then close.
+            let _ = writer.write_all(PROTOCOL_HEADER).await;
+            return Err(format!("bad protocol header {:?}", &self.read_buf[..8]));
+        }
+        self.read_buf.advance(8);
+        self.out
+            .method(0, &Method::ConnectionStart(connection_start()));
+
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            self.flush_confirms();
+            if !self.out.is_empty() {
+                writer
+                    .write_all(&self.out.buf)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.out.buf.clear();
+                self.last_sent = Instant::now();
+                self.report_written();
+            }
+            if self.phase == Phase::Done {
+                return Ok(());
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            let receiving = matches!(self.phase, Phase::Open | Phase::Closing);
+            tokio::select! {
+                read = reader.read_buf(&mut self.read_buf) => {
+                    match read {
+                        Ok(0) => return Err("client closed the socket".into()),
+                        Ok(_) => {
+                            self.last_received = Instant::now();
+                            if let Err(stop) = self.process_frames() {
+                                self.stop(stop, &mut writer).await?;
+                            }
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                Some(event) = self.outbox_rx.recv(), if receiving => {
+                    self.on_outbound(event);
+                    for _ in 1..DELIVERIES_PER_TURN {
+                        if self.out.wants_flush() {
+                            break;
+                        }
+                        match self.outbox_rx.try_recv() {
+                            Ok(event) => self.on_outbound(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    if let Err(stop) = self.on_tick(handshake_deadline) {
+                        self.stop(stop, &mut writer).await?;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() && self.phase != Phase::Closing {
+                        let e = AmqpError::new(ReplyCode::ConnectionForced, "broker forced connection closure with reason 'shutdown'");
+                        self.stop(Stop::Close(e, 0, 0), &mut writer).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns a stop into connection.close (then waits for close-ok) or an immediate end.
+    async fn stop(&mut self, stop: Stop, writer: &mut OwnedWriteHalf) -> Result<(), String> {
+        match stop {
+            Stop::Abort(reason) => {
+                if !self.out.is_empty() {
+                    let _ = writer.write_all(&self.out.buf).await;
+                }
+                Err(reason)
+            }
+            Stop::Close(error, class_id, method_id) => {
+                if error.code != ReplyCode::ConnectionForced {
+                    warn!(code = error.code.code(), text = %error, "closing connection");
+                }
+                self.out.method(
+                    0,
+                    &Method::ConnectionClose(ConnectionClose {
+                        reply_code: error.code.code(),
+                        reply_text: ShortStr::from(error.reply_text()),
+                        class_id,
+                        method_id,
+                    }),
+                );
+                self.phase = Phase::Closing;
+                self.closing_since = Some(Instant::now());
+                // Nothing more will be delivered; hand back what channels hold now.
+                self.release_channels();
+                Ok(())
+            }
+        }
+    }
+
+    fn on_tick(&mut self, handshake_deadline: Instant) -> Result<(), Stop> {
+        let now = Instant::now();
+        match self.phase {
+            Phase::AwaitStartOk | Phase::AwaitTuneOk | Phase::AwaitOpen
+                if now >= handshake_deadline =>
+            {
+                return Err(Stop::Abort("handshake timeout".into()));
+            }
+            Phase::Closing if self.closing_since.is_some_and(|t| now - t > CLOSE_TIMEOUT) => {
+                self.phase = Phase::Done;
+            }
+            _ => {}
+        }
+        if self.heartbeat > 0 {
+            let interval = Duration::from_secs(self.heartbeat as u64);
+            // RabbitMQ's rule: a peer that sent nothing for two intervals is gone.
+            if now - self.last_received > interval * 2 {
+                return Err(Stop::Abort(format!(
+                    "missed heartbeats from client, timeout: {}s",
+                    self.heartbeat
+                )));
+            }
+            if now - self.last_sent >= interval / 2 && self.out.is_empty() {
+                self.out.heartbeat();
+            }
+        }
+        Ok(())
+    }
+
+    fn process_frames(&mut self) -> Result<(), Stop> {
+        loop {
+            let frame = match parse_frame(&mut self.read_buf, self.frame_max) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(frame_error(e)),
+            };
+            self.on_frame(frame)?;
+            if self.phase == Phase::Done {
+                return Ok(());
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<(), Stop> {
+        if self.phase == Phase::Closing {
+            // After connection.close only close-ok (or a crossing close) matters.
+            if let Frame::Method { channel: 0, method } = frame {
+                match method {
+                    Method::ConnectionCloseOk(_) => self.phase = Phase::Done,
+                    Method::ConnectionClose(_) => {
+                        self.out
+                            .method(0, &Method::ConnectionCloseOk(ConnectionCloseOk));
+                        self.phase = Phase::Done;
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(());
+        }
+        match frame {
+            Frame::Heartbeat { channel: 0 } => Ok(()),
+            Frame::Heartbeat { .. } => Err(Stop::Close(
+                AmqpError::new(
+                    ReplyCode::FrameError,
+                    "heartbeat frame on a non-zero channel",
+                ),
+                0,
+                0,
+            )),
+            Frame::Method { channel: 0, method } => self.on_connection_method(method),
+            _ if self.phase != Phase::Open => Err(Stop::Close(
+                AmqpError::new(
+                    ReplyCode::ChannelError,
+                    "channel frames before connection.open-ok",
+                ),
+                0,
+                0,
+            )),
+            Frame::Method { channel, method } => self.on_channel_method(channel, method),
+            Frame::Header { channel, header } => {
+                self.on_content(channel, |ch, ctx| ch.on_header(header, ctx))
+            }
+            Frame::Body { channel, payload } => {
+                self.on_content(channel, |ch, ctx| ch.on_body(payload, ctx))
+            }
+        }
+    }
+
+    // ---- connection class -----------------------------------------------------------------
+
+    fn on_connection_method(&mut self, method: Method) -> Result<(), Stop> {
+        let (class_id, method_id) = method.id();
+        let name = method.name();
+        let unexpected = |expected: &str| {
+            Stop::Close(
+                AmqpError::new(
+                    ReplyCode::CommandInvalid,
+                    format!("expected {expected}, got {name}"),
+                ),
+                class_id,
+                method_id,
+            )
+        };
+        match (self.phase, method) {
+            (Phase::AwaitStartOk, Method::ConnectionStartOk(m)) => self.on_start_ok(m),
+            (Phase::AwaitStartOk, _) => Err(unexpected("connection.start-ok")),
+            (Phase::AwaitTuneOk, Method::ConnectionTuneOk(m)) => self.on_tune_ok(m),
+            (Phase::AwaitTuneOk, _) => Err(unexpected("connection.tune-ok")),
+            (Phase::AwaitOpen, Method::ConnectionOpen(m)) => self.on_open(m),
+            (_, Method::ConnectionClose(m)) => {
+                debug!(code = m.reply_code, text = %m.reply_text, "client closed the connection");
+                self.release_channels();
+                self.out
+                    .method(0, &Method::ConnectionCloseOk(ConnectionCloseOk));
+                self.phase = Phase::Done;
+                Ok(())
+            }
+            (Phase::Open, Method::ConnectionUpdateSecret(_)) => Err(Stop::Close(
+                AmqpError::not_implemented(
+                    "connection.update-secret: Warren has no token-based authentication backend",
+                ),
+                class_id,
+                method_id,
+            )),
+            (Phase::Open, Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_)) => Ok(()),
+            (_, _) => Err(unexpected(&format!(
+                "a connection method valid after {}",
+                phase_name(self.phase)
+            ))),
+        }
+    }
+
+    fn on_start_ok(&mut self, m: ConnectionStartOk) -> Result<(), Stop> {
+        if let Some(FieldValue::Table(caps)) = m.client_properties.get("capabilities") {
+            let flag = |name: &str| matches!(caps.get(name), Some(FieldValue::Bool(true)));
+            self.capabilities = ClientCapabilities {
+                consumer_cancel_notify: flag("consumer_cancel_notify"),
+                authentication_failure_close: flag("authentication_failure_close"),
+            };
+        }
+        let mechanism = m.mechanism.to_string();
+        let credentials = match mechanism.as_str() {
+            "PLAIN" => parse_plain(&m.response),
+            "AMQPLAIN" => parse_amqplain(&m.response),
+            _ => None,
+        };
+        let refused = || {
+            AmqpError::access_refused(format!(
+                "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+            ))
+        };
+        let Some((username, password)) = credentials else {
+            warn!(mechanism = %mechanism, "login refused: unsupported mechanism or malformed response");
+            return Err(self.auth_failure(refused()));
+        };
+        let Some(user) = self.broker.access.authenticate(&username, &password) else {
+            warn!(user = %username, "login refused: invalid credentials");
+            return Err(self.auth_failure(refused()));
+        };
+        let loopback = self.peer.ip().to_canonical().is_loopback();
+        if !loopback
+            && self
+                .broker
+                .config
+                .loopback_users
+                .iter()
+                .any(|u| *u == user.name)
+        {
+            warn!(user = %username, "login refused: user may only connect via localhost");
+            return Err(self.auth_failure(refused()));
+        }
+        self.user = Some(user);
+        self.out.method(
+            0,
+            &Method::ConnectionTune(ConnectionTune {
+                channel_max: self.config.channel_max,
+                frame_max: self.config.frame_max,
+                heartbeat: self.config.heartbeat,
+            }),
+        );
+        self.phase = Phase::AwaitTuneOk;
+        Ok(())
+    }
+
+    /// Clients that announce authentication_failure_close get a connection.close with 403;
+    /// older ones only see the socket close, as the spec has it.
+    fn auth_failure(&self, error: AmqpError) -> Stop {
+        if self.capabilities.authentication_failure_close {
+            Stop::Close(error, 10, 11)
+        } else {
+            Stop::Abort(error.to_string())
+        }
+    }
+
+    fn on_tune_ok(&mut self, m: ConnectionTuneOk) -> Result<(), Stop> {
+        let ours = self.config.frame_max;
+        if m.frame_max != 0 && m.frame_max < FRAME_MIN_SIZE {
+            let e = AmqpError::new(
+                ReplyCode::NotAllowed,
+                format!("frame_max={} < {FRAME_MIN_SIZE} min size", m.frame_max),
+            );
+            return Err(Stop::Close(e, 10, 31));
+        }
+        if m.frame_max > ours {
+            let e = AmqpError::new(
+                ReplyCode::NotAllowed,
+                format!("frame_max={} > {ours} max size", m.frame_max),
+            );
+            return Err(Stop::Close(e, 10, 31));
+        }
+        self.frame_max = if m.frame_max == 0 { ours } else { m.frame_max };
+        self.out.frame_max = self.frame_max;
+        self.channel_max = match m.channel_max {
+            0 => self.config.channel_max,
+            n => n.min(self.config.channel_max),
+        };
+        self.heartbeat = m.heartbeat;
+        self.phase = Phase::AwaitOpen;
+        Ok(())
+    }
+
+    fn on_open(&mut self, m: ConnectionOpen) -> Result<(), Stop> {
+        let user = self.user.clone().expect("authenticated before open");
+        let vhost_name = m.virtual_host.to_string();
+        match self.broker.open_vhost(&user, &vhost_name) {
+            Ok(vhost) => {
+                self.access = Some(AccessCheck::new(
+                    self.broker.clone(),
+                    &user.name,
+                    &vhost_name,
+                ));
+                self.vhost = Some(vhost);
+                self.phase = Phase::Open;
+                self.out.method(
+                    0,
+                    &Method::ConnectionOpenOk(ConnectionOpenOk {
+                        known_hosts: ShortStr::default(),
+                    }),
+                );
+                info!(user = %user.name, vhost = %vhost_name, "connection open");
+                Ok(())
+            }
+            Err(e) => Err(Stop::Close(e, 10, 40)),
+        }
+    }
+
+    // ---- channels -------------------------------------------------------------------------
+
+    fn on_channel_method(&mut self, id: u16, method: Method) -> Result<(), Stop> {
+        let (class_id, method_id) = method.id();
+        if class_id == 10 {
+            let e = AmqpError::new(
+                ReplyCode::CommandInvalid,
+                format!("{} on channel {id}", method.name()),
+            );
+            return Err(Stop::Close(e, class_id, method_id));
+        }
+        if let Method::ChannelOpen(_) = method {
+            return self.open_channel(id);
+        }
+        let Some(channel) = self.channels.get_mut(&id) else {
+            let e = AmqpError::new(
+                ReplyCode::ChannelError,
+                format!("expected 'channel.open' on channel {id}"),
+            );
+            return Err(Stop::Close(e, class_id, method_id));
+        };
+        if channel.closing {
+            // Until close-ok, only close matters; everything else is dropped.
+            match method {
+                Method::ChannelCloseOk(_) => {
+                    self.channels.remove(&id);
+                }
+                Method::ChannelClose(_) => {
+                    self.channels.remove(&id);
+                    self.out.method(id, &Method::ChannelCloseOk(ChannelCloseOk));
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        if channel.expects_content() {
+            let e = AmqpError::new(
+                ReplyCode::UnexpectedFrame,
+                format!("expected content header for class 60, got non content header frame instead ({})", method.name()),
+            );
+            return Err(Stop::Close(e, class_id, method_id));
+        }
+        match method {
+            Method::ChannelClose(_) => {
+                let mut channel = self.channels.remove(&id).expect("looked up above");
+                channel.release(self.vhost.as_ref().expect("open"));
+                self.out.method(id, &Method::ChannelCloseOk(ChannelCloseOk));
+                Ok(())
+            }
+            Method::ChannelCloseOk(_) => Ok(()),
+            method => {
+                let mut ctx = Ctx {
+                    connection: self.id,
+                    broker: &self.broker,
+                    vhost: self.vhost.as_ref().expect("open"),
+                    access: self.access.as_mut().expect("open"),
+                    out: &mut self.out,
+                };
+                let result = channel.handle(method, &mut ctx);
+                result.or_else(|e| self.channel_error(id, e, class_id, method_id))
+            }
+        }
+    }
+
+    fn on_content(
+        &mut self,
+        id: u16,
+        handle: impl FnOnce(&mut Channel, &mut Ctx) -> Result<(), AmqpError>,
+    ) -> Result<(), Stop> {
+        let Some(channel) = self.channels.get_mut(&id) else {
+            let e = AmqpError::new(
+                ReplyCode::ChannelError,
+                format!("expected 'channel.open' on channel {id}"),
+            );
+            return Err(Stop::Close(e, 0, 0));
+        };
+        if channel.closing {
+            return Ok(());
+        }
+        let mut ctx = Ctx {
+            connection: self.id,
+            broker: &self.broker,
+            vhost: self.vhost.as_ref().expect("open"),
+            access: self.access.as_mut().expect("open"),
+            out: &mut self.out,
+        };
+        let result = handle(channel, &mut ctx);
+        // Content belongs to basic.publish: errors name it.
+        result.or_else(|e| self.channel_error(id, e, 60, 40))
+    }
+
+    fn open_channel(&mut self, id: u16) -> Result<(), Stop> {
+        if id == 0 || id > self.channel_max {
+            let e = AmqpError::new(
+                ReplyCode::ChannelError,
+                format!(
+                    "channel id {id} is outside 1..={} (the negotiated channel_max)",
+                    self.channel_max
+                ),
+            );
+            return Err(Stop::Close(e, 20, 10));
+        }
+        if self.channels.contains_key(&id) {
+            let e = AmqpError::new(ReplyCode::ChannelError, "second 'channel.open' seen");
+            return Err(Stop::Close(e, 20, 10));
+        }
+        let outbox = ChannelOutbox::new(self.id, id, self.outbox_tx.clone());
+        self.channels.insert(id, Channel::new(id, outbox));
+        self.out.method(
+            id,
+            &Method::ChannelOpenOk(ChannelOpenOk {
+                channel_id: Default::default(),
+            }),
+        );
+        Ok(())
+    }
+
+    /// Soft errors close the channel; hard ones the connection.
+    fn channel_error(
+        &mut self,
+        id: u16,
+        error: AmqpError,
+        class_id: u16,
+        method_id: u16,
+    ) -> Result<(), Stop> {
+        if error.code.closes_connection() {
+            return Err(Stop::Close(error, class_id, method_id));
+        }
+        debug!(channel = id, code = error.code.code(), text = %error, "closing channel");
+        if let Some(channel) = self.channels.get_mut(&id) {
+            channel.release(self.vhost.as_ref().expect("open"));
+            channel.closing = true;
+            // Confirms for publishes before the error are still owed.
+            if let Some(seq) = channel.confirm_pending.take() {
+                self.out.method(id, &confirm_ack(seq));
+            }
+        }
+        self.out.method(
+            id,
+            &Method::ChannelClose(ChannelClose {
+                reply_code: error.code.code(),
+                reply_text: ShortStr::from(error.reply_text()),
+                class_id,
+                method_id,
+            }),
+        );
+        Ok(())
+    }
+
+    // ---- deliveries -----------------------------------------------------------------------
+
+    fn on_outbound(&mut self, event: Outbound) {
+        match event {
+            Outbound::Deliver(d) => match self.channels.get_mut(&d.channel) {
+                Some(channel) => {
+                    if let Some(no_ack) = channel.deliver(d, &mut self.out) {
+                        self.written_no_ack.push(no_ack);
+                    }
+                }
+                None => return_unsent(d),
+            },
+            Outbound::ConsumerCancelled {
+                channel,
+                consumer_tag,
+            } => {
+                let known = self
+                    .channels
+                    .get_mut(&channel)
+                    .is_some_and(|ch| ch.consumer_cancelled(&consumer_tag));
+                if known && self.capabilities.consumer_cancel_notify {
+                    self.out.method(
+                        channel,
+                        &Method::BasicCancel(BasicCancel {
+                            consumer_tag,
+                            nowait: true,
+                        }),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Publisher confirms are coalesced: one basic.ack (multiple) per channel per turn.
+    fn flush_confirms(&mut self) {
+        for channel in self.channels.values_mut() {
+            if let Some(seq) = channel.confirm_pending.take() {
+                self.out.method(channel.id, &confirm_ack(seq));
+            }
+        }
+    }
+
+    fn report_written(&mut self) {
+        if self.written_no_ack.is_empty() {
+            return;
+        }
+        let mut written = std::mem::take(&mut self.written_no_ack);
+        let mut i = 0;
+        while i < written.len() {
+            let (queue, consumer) = (&written[i].0, written[i].1);
+            let run = written[i..]
+                .iter()
+                .take_while(|(q, c)| Arc::ptr_eq(q, queue) && *c == consumer)
+                .count();
+            queue.written(consumer, run as u32);
+            i += run;
+        }
+        written.clear();
+        self.written_no_ack = written;
+    }
+
+    fn release_channels(&mut self) {
+        if let Some(vhost) = &self.vhost {
+            for channel in self.channels.values_mut() {
+                channel.release(vhost);
+                channel.closing = true;
+            }
+        }
+    }
+
+    /// The connection is over: channels give back what they hold, deliveries still on their
+    /// way return to their queues, exclusive queues go.
+    fn release(&mut self) {
+        self.release_channels();
+        self.channels.clear();
+        self.outbox_rx.close();
+        while let Ok(event) = self.outbox_rx.try_recv() {
+            if let Outbound::Deliver(d) = event {
+                return_unsent(d);
+            }
+        }
+        if let Some(vhost) = &self.vhost {
+            vhost.delete_exclusive_queues(self.id);
+        }
+    }
+}
+
+fn return_unsent(d: warren_broker::Delivery) {
+    d.queue.restore_unsent(d.consumer_id, d.no_ack, d.item);
+}
+
+fn confirm_ack(seq: u64) -> Method {
+    Method::BasicAck(BasicAck {
+        delivery_tag: seq,
+        multiple: true,
+    })
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::AwaitStartOk => "connection.start",
+        Phase::AwaitTuneOk => "connection.tune",
+        Phase::AwaitOpen => "connection.tune-ok",
+        Phase::Open => "connection.open",
+        Phase::Closing | Phase::Done => "connection.close",
+    }
+}
+
+/// Maps frame-level decoding failures to RabbitMQ's connection errors.
+fn frame_error(e: FrameError) -> Stop {
+    let (code, ids) = match &e {
+        FrameError::TooLarge { .. } | FrameError::BadFrameEnd(_) | FrameError::UnknownType(_) => {
+            (ReplyCode::FrameError, (0, 0))
+        }
+        FrameError::BadMethod {
+            error:
+                DecodeError::UnknownMethod {
+                    class_id,
+                    method_id,
+                },
+            ..
+        } => (ReplyCode::CommandInvalid, (*class_id, *method_id)),
+        FrameError::BadMethod { .. } => (ReplyCode::SyntaxError, (0, 0)),
+        FrameError::BadHeader { .. } => (ReplyCode::FrameError, (0, 0)),
+    };
+    Stop::Close(AmqpError::new(code, e.to_string()), ids.0, ids.1)
+}
+
+/// PLAIN: `[authzid] NUL authcid NUL password`.
+fn parse_plain(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|&b| b == 0);
+    let _authzid = parts.next()?;
+    let user = parts.next()?;
+    let password = parts.next()?;
+    Some((
+        String::from_utf8(user.to_vec()).ok()?,
+        String::from_utf8(password.to_vec()).ok()?,
+    ))
+}
+
+/// AMQPLAIN: a field table without its length prefix, holding LOGIN and PASSWORD.
+fn parse_amqplain(response: &Bytes) -> Option<(String, String)> {
+    let mut framed = BytesMut::with_capacity(response.len() + 4);
+    framed.extend_from_slice(&(response.len() as u32).to_be_bytes());
+    framed.extend_from_slice(response);
+    let table = FieldTable::decode_from(&mut framed.freeze()).ok()?;
+    let text = |name: &str| {
+        table
+            .get(name)
+            .and_then(FieldValue::as_bytes)
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+    };
+    Some((text("LOGIN")?, text("PASSWORD")?))
+}
+
+fn connection_start() -> ConnectionStart {
+    let mut capabilities = FieldTable::new();
+    for cap in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "consumer_priorities",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    ] {
+        capabilities.insert(cap, FieldValue::Bool(true));
+    }
+    let mut props = FieldTable::new();
+    props.insert("capabilities", FieldValue::Table(capabilities));
+    props.insert("cluster_name", "warren");
+    props.insert("copyright", "Copyright (c) the Warren developers");
+    props.insert(
+        "information",
+        "Licensed under the MIT or Apache-2.0 license",
+    );
+    props.insert(
+        "platform",
+        format!("Rust ({} {})", std::env::consts::OS, std::env::consts::ARCH).as_str(),
+    );
+    props.insert("product", "Warren");
+    props.insert("version", env!("CARGO_PKG_VERSION"));
+    ConnectionStart {
+        version_major: 0,
+        version_minor: 9,
+        server_properties: props,
+        mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+        locales: Bytes::from_static(b"en_US"),
+    }
+}

@@ -1,0 +1,59 @@
+//! The connection's outgoing buffer. Everything a connection sends in one turn of its loop is
+//! encoded here and written with one syscall.
+
+use bytes::BytesMut;
+use warren_broker::Message;
+use warren_protocol::{
+    encode_body_frames, encode_content_header, encode_heartbeat, encode_method_frame, Method,
+};
+
+/// Class id of `basic`, the only content class.
+const BASIC_CLASS: u16 = 60;
+
+/// Above this many buffered bytes, the connection writes before encoding more.
+pub const FLUSH_THRESHOLD: usize = 256 * 1024;
+
+pub struct Writer {
+    pub buf: BytesMut,
+    pub frame_max: u32,
+}
+
+impl Writer {
+    pub fn new(frame_max: u32) -> Self {
+        Writer {
+            buf: BytesMut::with_capacity(64 * 1024),
+            frame_max,
+        }
+    }
+
+    pub fn method(&mut self, channel: u16, method: &Method) {
+        encode_method_frame(&mut self.buf, channel, method);
+    }
+
+    /// A method followed by the message's content header and body frames.
+    pub fn content(&mut self, channel: u16, method: &Method, message: &Message) {
+        encode_method_frame(&mut self.buf, channel, method);
+        encode_content_header(
+            &mut self.buf,
+            channel,
+            BASIC_CLASS,
+            message.body.len() as u64,
+            &message.properties,
+        );
+        if !message.body.is_empty() {
+            encode_body_frames(&mut self.buf, channel, &message.body, self.frame_max);
+        }
+    }
+
+    pub fn heartbeat(&mut self) {
+        encode_heartbeat(&mut self.buf);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub fn wants_flush(&self) -> bool {
+        self.buf.len() >= FLUSH_THRESHOLD
+    }
+}

@@ -1,0 +1,109 @@
+//! Running the broker: configuration, wiring, signals.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use tokio::sync::watch;
+use tracing::{error, info};
+use warren_broker::{Broker, BrokerConfig};
+use warren_server::ServerConfig;
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// AMQP listener port.
+    #[arg(long, env = "WARREN_AMQP_PORT", default_value_t = 5672)]
+    pub amqp_port: u16,
+    /// Management HTTP API port.
+    #[arg(long, env = "WARREN_HTTP_PORT", default_value_t = 15672)]
+    pub http_port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "WARREN_BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Where definitions and messages are kept; created on first run.
+    #[arg(long, env = "WARREN_DATA_DIR", default_value = "./warren-data")]
+    pub data_dir: PathBuf,
+    /// Heartbeat interval offered to clients, in seconds (0 disables).
+    #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
+    pub heartbeat: u16,
+    /// Let the default user log in from any address, not only loopback.
+    #[arg(long, env = "WARREN_ALLOW_REMOTE_GUEST")]
+    pub allow_remote_guest: bool,
+    /// Log filter, e.g. `info` or `warren_server=debug`.
+    #[arg(long, env = "WARREN_LOG", default_value = "info")]
+    pub log: String,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_target(false)
+        .init();
+    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
+        error!(dir = %args.data_dir.display(), error = %e, "cannot create the data directory");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let mut config = BrokerConfig::default();
+    if args.allow_remote_guest {
+        config.loopback_users.clear();
+    }
+    let broker = Broker::new(config);
+    let server_config = ServerConfig {
+        heartbeat: args.heartbeat,
+        ..ServerConfig::default()
+    };
+    let addr = SocketAddr::new(args.bind, args.amqp_port);
+    let listener = match warren_server::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(%addr, error = %e, "cannot listen for AMQP");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(%addr, data_dir = %args.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren is accepting AMQP connections");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(warren_server::serve(
+        listener,
+        broker,
+        server_config,
+        stop_rx,
+    ));
+    shutdown_signal().await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    // Give connections a moment to send their connection.close.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
