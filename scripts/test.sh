@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test run: unit and end-to-end tests, then the pika seed suite against a real
+# Warren process. What CI runs (.ci/run) and what a developer runs.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+SEED="${SEED_SUITE:-$ROOT/../shared/seed-suite}"
+
+echo "== cargo build --release"
+cargo build --release --locked
+echo "== cargo test"
+cargo test --release --locked --workspace
+
+# Ports of our own so a broker already on 5672 (or RabbitMQ) is not disturbed.
+export WARREN_AMQP_PORT="${WARREN_AMQP_PORT:-25672}" WARREN_HTTP_PORT="${WARREN_HTTP_PORT:-35672}"
+export WARREN_STATE="$(mktemp -d /tmp/warren-seed.XXXXXX)"
+trap 'scripts/broker.sh stop || true' EXIT
+scripts/broker.sh start
+echo "== seed suite against Warren on $WARREN_AMQP_PORT"
+AMQP_PORT="$WARREN_AMQP_PORT" MGMT_PORT="$WARREN_HTTP_PORT" \
+  BROKER_RESTART_CMD="$ROOT/scripts/broker.sh restart" \
+  "$SEED/run.sh" -m "not mgmt and not restart" -p no:randomly
