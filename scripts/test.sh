@@ -19,4 +19,4 @@ scripts/broker.sh start
 echo "== seed suite against Warren on $WARREN_AMQP_PORT"
 AMQP_PORT="$WARREN_AMQP_PORT" MGMT_PORT="$WARREN_HTTP_PORT" \
   BROKER_RESTART_CMD="$ROOT/scripts/broker.sh restart" \
-  "$SEED/run.sh" -m "not mgmt and not restart" -p no:randomly
+  "$SEED/run.sh" -m "not mgmt and not restart"
