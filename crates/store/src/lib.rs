@@ -1,0 +1,20 @@
+//! Durable storage for Warren. It stores opaque records and knows nothing of AMQP:
+//!
+//! - [`QueueLog`]: one queue's messages as an append-only, segmented log of checksummed
+//!   records, plus a journal of which records are dead (acked, dropped) and how far delivery got.
+//!   Recovery reads segment indexes and the journal, not message bodies.
+//! - [`DefinitionsLog`]: an append-only key-value log of definitions, compacted on open.
+//! - [`Syncer`]: group commit. One thread flushes and fsyncs every dirty log, then announces the
+//!   epoch that is now durable; publisher confirms wait for it.
+
+mod definitions;
+mod journal;
+mod queue_log;
+mod ranges;
+mod record;
+mod syncer;
+
+pub use definitions::DefinitionsLog;
+pub use queue_log::{LogRecord, QueueLog, Recovered};
+pub use ranges::RangeSet;
+pub use syncer::Syncer;

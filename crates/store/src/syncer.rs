@@ -1,0 +1,117 @@
+//! Group commit: one thread flushes every log that was written to, fsyncs what must be
+//! durable, and then announces the epoch that is now on disk.
+//!
+//! A writer takes its ticket (the current epoch) after writing, under its log's lock; the
+//! syncer bumps the epoch while holding the dirty list, so every write with ticket `e` is in a
+//! log the round that announces `e` flushed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+use tracing::error;
+
+/// Something the syncer flushes: returns the files to fsync.
+pub trait Flush: Send + Sync {
+    fn flush_for_sync(&self) -> Vec<Arc<std::fs::File>>;
+}
+
+#[derive(Default)]
+struct State {
+    dirty: Vec<Arc<dyn Flush>>,
+    stop: bool,
+}
+
+pub struct Syncer {
+    state: Mutex<State>,
+    wake: Condvar,
+    epoch: AtomicU64,
+    durable: watch::Sender<u64>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set by a failed fsync: from then on nothing is announced durable.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Syncer {
+    pub fn start() -> Arc<Syncer> {
+        let (durable, _) = watch::channel(0);
+        let syncer = Arc::new(Syncer {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            epoch: AtomicU64::new(1),
+            durable,
+            thread: Mutex::new(None),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        });
+        let worker = syncer.clone();
+        let handle = std::thread::Builder::new()
+            .name("warren-syncer".into())
+            .spawn(move || worker.run())
+            .expect("spawn the syncer thread");
+        *syncer.thread.lock() = Some(handle);
+        syncer
+    }
+
+    /// The ticket for a write made now: durable once `durable()` reaches it.
+    pub fn current_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Announces durable epochs.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
+    pub fn durable(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    pub(crate) fn mark_dirty(&self, log: Arc<dyn Flush>) {
+        let mut st = self.state.lock();
+        st.dirty.push(log);
+        self.wake.notify_one();
+    }
+
+    fn run(&self) {
+        loop {
+            let (batch, epoch) = {
+                let mut st = self.state.lock();
+                while st.dirty.is_empty() && !st.stop {
+                    self.wake.wait(&mut st);
+                }
+                if st.dirty.is_empty() && st.stop {
+                    return;
+                }
+                let epoch = self.epoch.fetch_add(1, Ordering::AcqRel);
+                (std::mem::take(&mut st.dirty), epoch)
+            };
+            let mut files = Vec::new();
+            for log in &batch {
+                files.extend(log.flush_for_sync());
+            }
+            for f in &files {
+                if let Err(e) = f.sync_data() {
+                    // After a failed fsync the kernel may have dropped dirty pages: nothing
+                    // written since can be called durable. Confirms stay pending rather than lie.
+                    error!(error = %e, "fsync failed; no further publishes will be confirmed");
+                    self.failed.store(true, Ordering::Release);
+                }
+            }
+            drop(files);
+            if !self.failed.load(Ordering::Acquire) {
+                self.durable.send_replace(epoch);
+            }
+        }
+    }
+
+    /// Flushes what is pending and stops the thread.
+    pub fn shutdown(&self) {
+        self.state.lock().stop = true;
+        self.wake.notify_one();
+        if let Some(h) = self.thread.lock().take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The queue log against real files: recovery, torn and corrupt records, space reclaim.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use warren_store::{DefinitionsLog, QueueLog, Syncer};
+
+fn open(dir: &Path, syncer: &Arc<Syncer>) -> (QueueLog, warren_store::Recovered) {
+    QueueLog::open_with_segment_size(dir, true, syncer.clone(), 1024).unwrap()
+}
+
+fn seqs(log: &QueueLog, from: u64) -> Vec<u64> {
+    log.read(from, usize::MAX, usize::MAX).unwrap().iter().map(|r| r.seq).collect()
+}
+
+fn segment_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg")).count()
+}
+
+#[test]
+fn persistent_records_survive_reopen_and_transient_ones_do_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let syncer = Syncer::start();
+    {
+        let (log, rec) = open(tmp.path(), &syncer);
+        assert_eq!(rec.messages, 0);
+        for seq in 0..100u64 {
+            log.append(seq, seq % 2 == 0, &[b"payload-", &seq.to_be_bytes()]).unwrap();
+        }
+        log.kill([0, 2, 4]).unwrap();
+        log.delivered(10);
+        log.kill([6]).unwrap(); // flushes the delivery frontier with it
+    }
+    let (log, rec) = open(tmp.path(), &syncer);
+    assert_eq!(rec.next_seq, 100);
+    assert_eq!(rec.messages, 50 - 4);
+    assert_eq!(rec.delivered, Some(10));
+    let got = log.read(0, usize::MAX, usize::MAX).unwrap();
+    assert_eq!(got.len(), 46);
+    assert_eq!(got[0].seq, 8);
+    assert!(got.iter().all(|r| r.persistent));
+    assert_eq!(&got[0].payload[..8], b"payload-");
+    syncer.shutdown();
+}
+
+#[test]
+fn acked_segments_are_deleted_and_reads_resume_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let syncer = Syncer::start();
+    let (log, _) = open(tmp.path(), &syncer);
+    for seq in 0..200u64 {
+        log.append(seq, true, &[&[7u8; 40]]).unwrap();
+    }
+    let before = segment_files(tmp.path());
+    assert!(before > 5, "1 KiB segments roll often: {before}");
+    assert_eq!(seqs(&log, 0).len(), 200);
+    log.kill(0..190).unwrap();
+    assert!(segment_files(tmp.path()) <= 2, "fully acked segments are gone");
+    drop(log);
+    let (log, rec) = open(tmp.path(), &syncer);
+    assert_eq!(rec.messages, 10);
+    assert_eq!(seqs(&log, 0), (190..200).collect::<Vec<_>>());
+    syncer.shutdown();
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_a_corrupt_record_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let syncer = Syncer::start();
+    {
+        let (log, _) = QueueLog::open(tmp.path(), true, syncer.clone()).unwrap();
+        for seq in 0..10u64 {
+            log.append(seq, true, &[b"0123456789"]).unwrap();
+        }
+        log.kill(std::iter::empty()).unwrap();
+        log.read(0, 1, usize::MAX).unwrap(); // flushes the writer
+    }
+    let seg = tmp.path().join(format!("{:020}.seg", 0));
+    // Flip a byte inside record 3's body, and leave half a record at the end.
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let record = 8 + 9 + 10;
+    bytes[3 * record + 8 + 9 + 2] ^= 0xFF;
+    bytes.extend_from_slice(&[0, 0, 0, 50, 1, 2, 3]);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let (log, rec) = QueueLog::open(tmp.path(), true, syncer.clone()).unwrap();
+    assert_eq!(rec.messages, 9, "the corrupt record is skipped");
+    assert_eq!(seqs(&log, 0), vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), (10 * record) as u64, "torn tail truncated");
+    // Appending after recovery continues the sequence.
+    log.append(rec.next_seq, true, &[b"after"]).unwrap();
+    assert_eq!(*seqs(&log, 10).first().unwrap(), 10);
+    syncer.shutdown();
+}
+
+#[test]
+fn a_range_kill_purges_the_disk_part() {
+    let tmp = tempfile::tempdir().unwrap();
+    let syncer = Syncer::start();
+    let (log, _) = open(tmp.path(), &syncer);
+    for seq in 0..100u64 {
+        log.append(seq, true, &[&[1u8; 40]]).unwrap();
+    }
+    log.kill_range(20, 100).unwrap();
+    assert_eq!(seqs(&log, 0), (0..20).collect::<Vec<_>>());
+    log.kill(0..20).unwrap();
+    assert!(segment_files(tmp.path()) <= 1);
+    drop(log);
+    let (_, rec) = open(tmp.path(), &syncer);
+    assert_eq!(rec.messages, 0);
+    syncer.shutdown();
+}
+
+#[test]
+fn group_commit_announces_durable_tickets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let syncer = Syncer::start();
+    let (log, _) = open(tmp.path(), &syncer);
+    let ticket = log.append(0, true, &[b"x"]).unwrap();
+    assert!(ticket > 0);
+    assert_eq!(log.append(1, false, &[b"y"]).unwrap(), 0, "transient records need no fsync");
+    let mut rx = syncer.subscribe();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while *rx.borrow_and_update() < ticket {
+        assert!(std::time::Instant::now() < deadline, "ticket never became durable");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    syncer.shutdown();
+}
+
+#[test]
+fn destroy_removes_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let syncer = Syncer::start();
+    let dir = tmp.path().join("q");
+    let (log, _) = open(&dir, &syncer);
+    log.append(0, true, &[b"x"]).unwrap();
+    log.destroy();
+    assert!(!dir.exists());
+    syncer.shutdown();
+}
+
+#[test]
+fn definitions_replay_and_survive_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("definitions.log");
+    {
+        let (mut defs, entries) = DefinitionsLog::open(&path).unwrap();
+        assert!(entries.is_empty());
+        defs.put(b"queue/a", b"1").unwrap();
+        defs.put(b"queue/b", b"2").unwrap();
+        defs.put(b"queue/a", b"3").unwrap();
+        defs.delete(b"queue/b").unwrap();
+    }
+    OpenOptions::new().append(true).open(&path).unwrap().write_all(&[0, 0, 1]).unwrap();
+    let (_, entries) = DefinitionsLog::open(&path).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries.get(&b"queue/a"[..]).map(|v| &v[..]), Some(&b"3"[..]));
+}
