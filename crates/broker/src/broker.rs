@@ -8,6 +8,7 @@ use parking_lot::RwLock;
 
 use crate::auth::{AccessControl, Permissions, User};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
+use crate::registry::ConnectionRegistry;
 use crate::vhost::VHost;
 use crate::ConnectionId;
 
@@ -38,6 +39,8 @@ impl Default for BrokerConfig {
 pub struct Broker {
     pub config: BrokerConfig,
     pub access: AccessControl,
+    /// Open client connections (for the management API, metrics and forced closes).
+    pub connections: ConnectionRegistry,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     next_connection: AtomicU64,
 }
@@ -48,6 +51,7 @@ impl Broker {
     pub fn new(config: BrokerConfig) -> Arc<Broker> {
         let broker = Broker {
             access: AccessControl::default(),
+            connections: ConnectionRegistry::default(),
             vhosts: RwLock::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
             config,
@@ -95,6 +99,7 @@ impl Broker {
             vhost.remove_queue(&queue);
         }
         self.access.clear_vhost(name);
+        self.connections.close_vhost(name, "vhost is deleted");
         true
     }
 

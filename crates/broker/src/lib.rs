@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod message;
 pub mod names;
 pub mod queue;
+pub mod registry;
 pub mod vhost;
 
 pub use broker::{Broker, BrokerConfig, DEFAULT_MAX_MESSAGE_SIZE};

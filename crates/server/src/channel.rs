@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use warren_broker::auth::Access;
 use warren_broker::names::{direct_reply_to_name, server_generated_consumer_tag};
 use warren_broker::queue::QueueConfig;
+use warren_broker::registry::{ChannelSnapshot, ConnectionStats, ConsumerSnapshot};
 use warren_broker::vhost::{ExchangeDeclare, QueueDeclare};
 use warren_broker::{
     AmqpError, AmqpResult, Broker, ChannelOutbox, ConnectionId, ConsumerSpec, Delivery, Message,
@@ -34,6 +35,22 @@ pub struct Ctx<'a> {
 struct ConsumerRef {
     queue: Arc<Queue>,
     id: u64,
+    /// What the management API shows of the consumer.
+    no_ack: bool,
+    prefetch: u32,
+    exclusive: bool,
+    arguments: FieldTable,
+}
+
+/// Per-channel message counters for the management API; the connection's atomic totals are
+/// counted alongside.
+#[derive(Default)]
+struct ChannelCounters {
+    published: u64,
+    delivered: u64,
+    got: u64,
+    acked: u64,
+    redelivered: u64,
 }
 
 struct Unacked {
@@ -76,10 +93,12 @@ pub struct Channel {
     /// The hidden queue behind this channel's direct reply-to consumer.
     reply_queue: Option<ShortStr>,
     routed: Vec<Arc<Queue>>,
+    conn_stats: Arc<ConnectionStats>,
+    counters: ChannelCounters,
 }
 
 impl Channel {
-    pub fn new(id: u16, outbox: Arc<ChannelOutbox>) -> Self {
+    pub fn new(id: u16, outbox: Arc<ChannelOutbox>, conn_stats: Arc<ConnectionStats>) -> Self {
         Channel {
             id,
             outbox,
@@ -95,6 +114,37 @@ impl Channel {
             last_queue: None,
             reply_queue: None,
             routed: Vec::new(),
+            conn_stats,
+            counters: ChannelCounters::default(),
+        }
+    }
+
+    /// The channel as the management API shows it.
+    pub fn snapshot(&self) -> ChannelSnapshot {
+        ChannelSnapshot {
+            number: self.id,
+            prefetch_count: self.consumer_prefetch,
+            global_prefetch_count: self.outbox.global_limit(),
+            messages_unacknowledged: self.unacked.len() as u32,
+            confirm: self.confirm_next.is_some(),
+            transactional: self.tx.is_some(),
+            consumers: self
+                .consumers
+                .iter()
+                .map(|(tag, c)| ConsumerSnapshot {
+                    tag: tag.clone(),
+                    queue: c.queue.name.clone(),
+                    ack_required: !c.no_ack,
+                    prefetch_count: c.prefetch,
+                    exclusive: c.exclusive,
+                    arguments: c.arguments.clone(),
+                })
+                .collect(),
+            published: self.counters.published,
+            delivered: self.counters.delivered,
+            got: self.counters.got,
+            acked: self.counters.acked,
+            redelivered: self.counters.redelivered,
         }
     }
 
@@ -445,6 +495,7 @@ impl Channel {
             // Every queue already holds the message: it is safe to confirm.
             self.confirm_pending = Some(*next);
             *next += 1;
+            ConnectionStats::add(&self.conn_stats.confirmed, 1);
         }
         Ok(())
     }
@@ -456,9 +507,17 @@ impl Channel {
         message: Message,
         ctx: &mut Ctx,
     ) -> AmqpResult<()> {
+        self.counters.published += 1;
+        ConnectionStats::add(&self.conn_stats.published, 1);
         self.routed.clear();
         ctx.vhost.route(exchange, &message, &mut self.routed)?;
         if self.routed.is_empty() {
+            let unroutable = if mandatory {
+                &self.conn_stats.unroutable_returned
+            } else {
+                &self.conn_stats.unroutable_dropped
+            };
+            ConnectionStats::add(unroutable, 1);
             if mandatory {
                 ctx.out.content(
                     self.id,
@@ -473,6 +532,7 @@ impl Channel {
             }
             return Ok(());
         }
+        ConnectionStats::add(&self.conn_stats.routed, 1);
         let message = Arc::new(message);
         for queue in self.routed.drain(..) {
             queue.enqueue(message.clone());
@@ -578,8 +638,17 @@ impl Channel {
             priority: priority.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
         };
         let id = queue.add_consumer(spec)?;
-        self.consumers
-            .insert(tag.clone(), ConsumerRef { queue, id });
+        self.consumers.insert(
+            tag.clone(),
+            ConsumerRef {
+                queue,
+                id,
+                no_ack: m.no_ack,
+                prefetch: self.consumer_prefetch,
+                exclusive: m.exclusive,
+                arguments: m.arguments,
+            },
+        );
         // Deliveries the queue already handed over are written only after this turn's frames
         // are handled, so the consume-ok still goes out first.
         if !m.nowait {
@@ -645,6 +714,17 @@ impl Channel {
             );
             return Ok(());
         };
+        self.counters.got += 1;
+        let got = if m.no_ack {
+            &self.conn_stats.got_no_ack
+        } else {
+            &self.conn_stats.got
+        };
+        ConnectionStats::add(got, 1);
+        if item.redelivered {
+            self.counters.redelivered += 1;
+            ConnectionStats::add(&self.conn_stats.redelivered, 1);
+        }
         let tag = self.next_tag();
         let method = Method::BasicGetOk(BasicGetOk {
             delivery_tag: tag,
@@ -687,6 +767,17 @@ impl Channel {
             }
             d.queue.restore_unsent(d.consumer_id, d.no_ack, d.item);
             return None;
+        }
+        self.counters.delivered += 1;
+        let delivered = if d.no_ack {
+            &self.conn_stats.delivered_no_ack
+        } else {
+            &self.conn_stats.delivered
+        };
+        ConnectionStats::add(delivered, 1);
+        if d.item.redelivered {
+            self.counters.redelivered += 1;
+            ConnectionStats::add(&self.conn_stats.redelivered, 1);
         }
         let tag = self.next_tag();
         let method = Method::BasicDeliver(BasicDeliver {
@@ -766,6 +857,10 @@ impl Channel {
         } else {
             self.unacked.remove(&tag).into_iter().collect()
         };
+        if how == Settlement::Ack {
+            self.counters.acked += settled.len() as u64;
+            ConnectionStats::add(&self.conn_stats.acked, settled.len() as u64);
+        }
         self.settle_batch(settled, how);
         Ok(())
     }

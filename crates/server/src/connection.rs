@@ -17,6 +17,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, info_span, warn, Instrument};
 use warren_broker::auth::User;
+use warren_broker::registry::{
+    ClientInfo, ConnectionInfo, ConnectionStats, Control, NewConnection,
+};
 use warren_broker::{
     AmqpError, Broker, ChannelOutbox, ConnectionId, Outbound, Queue, ReplyCode, VHost,
 };
@@ -70,6 +73,15 @@ struct ClientCapabilities {
 struct Connection {
     id: ConnectionId,
     peer: SocketAddr,
+    local: SocketAddr,
+    /// From connection.start-ok, kept for the registry.
+    client: ClientInfo,
+    stats: Arc<ConnectionStats>,
+    /// Our entry in the broker's connection registry, once open.
+    info: Option<Arc<ConnectionInfo>>,
+    /// Requests from outside (the management API): close, describe channels.
+    control_tx: mpsc::UnboundedSender<Control>,
+    control_rx: mpsc::UnboundedReceiver<Control>,
     broker: Arc<Broker>,
     config: Arc<ServerConfig>,
     phase: Phase,
@@ -105,10 +117,17 @@ pub async fn run(
     async move {
         debug!("accepted");
         let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         let mut conn = Connection {
             id,
             peer,
+            local: stream.local_addr().unwrap_or(peer),
+            client: ClientInfo::default(),
+            stats: Arc::default(),
+            info: None,
+            control_tx,
+            control_rx,
             frame_max: config.frame_max,
             channel_max: config.channel_max,
             heartbeat: 0,
@@ -185,6 +204,8 @@ impl Connection {
                     .write_all(&self.out.buf)
                     .await
                     .map_err(|e| e.to_string())?;
+                ConnectionStats::add(&self.stats.send_oct, self.out.buf.len() as u64);
+                ConnectionStats::add(&self.stats.send_cnt, 1);
                 self.out.buf.clear();
                 self.last_sent = Instant::now();
                 self.report_written();
@@ -200,7 +221,9 @@ impl Connection {
                 read = reader.read_buf(&mut self.read_buf) => {
                     match read {
                         Ok(0) => return Err("client closed the socket".into()),
-                        Ok(_) => {
+                        Ok(n) => {
+                            ConnectionStats::add(&self.stats.recv_oct, n as u64);
+                            ConnectionStats::add(&self.stats.recv_cnt, 1);
                             self.last_received = Instant::now();
                             if let Err(stop) = self.process_frames() {
                                 self.stop(stop, &mut writer).await?;
@@ -219,6 +242,11 @@ impl Connection {
                             Ok(event) => self.on_outbound(event),
                             Err(_) => break,
                         }
+                    }
+                }
+                Some(control) = self.control_rx.recv() => {
+                    if let Err(stop) = self.on_control(control) {
+                        self.stop(stop, &mut writer).await?;
                     }
                 }
                 _ = ticker.tick() => {
@@ -264,6 +292,35 @@ impl Connection {
                 self.release_channels();
                 Ok(())
             }
+        }
+    }
+
+    fn on_control(&mut self, control: Control) -> Result<(), Stop> {
+        match control {
+            Control::Close { reason } if self.phase != Phase::Closing => {
+                info!(%reason, "closing connection on request");
+                let e = AmqpError::new(ReplyCode::ConnectionForced, reason);
+                Err(Stop::Close(e, 0, 0))
+            }
+            Control::Close { .. } => Ok(()),
+            Control::Channels(reply) => {
+                let mut channels: Vec<_> = self
+                    .channels
+                    .values()
+                    .filter(|c| !c.closing)
+                    .map(Channel::snapshot)
+                    .collect();
+                channels.sort_by_key(|c| c.number);
+                let _ = reply.send(channels);
+                Ok(())
+            }
+        }
+    }
+
+    /// Keeps the registry's channel count in step when channels go.
+    fn channels_closed(&self, n: usize) {
+        if let Some(info) = &self.info {
+            self.broker.connections.channels_closed(info, n as u32);
         }
     }
 
@@ -408,6 +465,10 @@ impl Connection {
             };
         }
         let mechanism = m.mechanism.to_string();
+        self.client = ClientInfo {
+            properties: m.client_properties,
+            auth_mechanism: mechanism.clone(),
+        };
         let credentials = match mechanism.as_str() {
             "PLAIN" => parse_plain(&m.response),
             "AMQPLAIN" => parse_amqplain(&m.response),
@@ -500,6 +561,19 @@ impl Connection {
                 ));
                 self.vhost = Some(vhost);
                 self.phase = Phase::Open;
+                self.info = Some(self.broker.connections.register(NewConnection {
+                    id: self.id,
+                    peer: self.peer,
+                    local: self.local,
+                    user: user.name.clone(),
+                    vhost: vhost_name.clone(),
+                    client: std::mem::take(&mut self.client),
+                    frame_max: self.frame_max,
+                    channel_max: self.channel_max,
+                    heartbeat: self.heartbeat,
+                    stats: self.stats.clone(),
+                    control: self.control_tx.clone(),
+                }));
                 self.out.method(
                     0,
                     &Method::ConnectionOpenOk(ConnectionOpenOk {
@@ -539,9 +613,11 @@ impl Connection {
             match method {
                 Method::ChannelCloseOk(_) => {
                     self.channels.remove(&id);
+                    self.channels_closed(1);
                 }
                 Method::ChannelClose(_) => {
                     self.channels.remove(&id);
+                    self.channels_closed(1);
                     self.out.method(id, &Method::ChannelCloseOk(ChannelCloseOk));
                 }
                 _ => {}
@@ -558,6 +634,7 @@ impl Connection {
         match method {
             Method::ChannelClose(_) => {
                 let mut channel = self.channels.remove(&id).expect("looked up above");
+                self.channels_closed(1);
                 channel.release(self.vhost.as_ref().expect("open"));
                 self.out.method(id, &Method::ChannelCloseOk(ChannelCloseOk));
                 Ok(())
@@ -620,7 +697,11 @@ impl Connection {
             return Err(Stop::Close(e, 20, 10));
         }
         let outbox = ChannelOutbox::new(self.id, id, self.outbox_tx.clone());
-        self.channels.insert(id, Channel::new(id, outbox));
+        self.channels
+            .insert(id, Channel::new(id, outbox, self.stats.clone()));
+        if let Some(info) = &self.info {
+            self.broker.connections.channel_opened(info);
+        }
         self.out.method(
             id,
             &Method::ChannelOpenOk(ChannelOpenOk {
@@ -736,7 +817,11 @@ impl Connection {
     /// way return to their queues, exclusive queues go.
     fn release(&mut self) {
         self.release_channels();
+        self.channels_closed(self.channels.len());
         self.channels.clear();
+        if self.info.take().is_some() {
+            self.broker.connections.unregister(self.id);
+        }
         self.outbox_rx.close();
         while let Ok(event) = self.outbox_rx.try_recv() {
             if let Outbound::Deliver(d) = event {
