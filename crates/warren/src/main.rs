@@ -1,5 +1,6 @@
 //! `warren`: the broker, and its tools as subcommands.
 
+mod http;
 mod serve;
 
 use clap::{Parser, Subcommand};

@@ -18,6 +18,9 @@ pub struct ServeArgs {
     /// Management HTTP API port.
     #[arg(long, env = "WARREN_HTTP_PORT", default_value_t = 15672)]
     pub http_port: u16,
+    /// Prometheus metrics port (`/metrics`); 0 turns the endpoint off.
+    #[arg(long, env = "WARREN_PROMETHEUS_PORT", default_value_t = 15692)]
+    pub prometheus_port: u16,
     /// Address to listen on.
     #[arg(long, env = "WARREN_BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
@@ -77,6 +80,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     info!(%addr, data_dir = %args.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren is accepting AMQP connections");
     let (stop_tx, stop_rx) = watch::channel(false);
+    let http = match crate::http::start(&args, broker.clone(), &stop_rx).await {
+        Ok(servers) => servers,
+        Err(code) => return code,
+    };
     let server = tokio::spawn(warren_server::serve(
         listener,
         broker,
@@ -87,6 +94,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = server.await;
+    http.stopped().await;
     // Give connections a moment to send their connection.close.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     ExitCode::SUCCESS

@@ -1,0 +1,341 @@
+//! `/api/definitions[/{vhost}]`: export and import in RabbitMQ's JSON format, so that a file
+//! exported from RabbitMQ imports here (users keep their passwords: the hashes are the same
+//! salted SHA-256) and one exported here imports into RabbitMQ.
+
+use axum::body::Bytes as Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+use tracing::{info, warn};
+use warren_broker::auth::Permissions;
+use warren_broker::{ConnectionId, VHost};
+
+use super::bindings::vhost_bindings;
+use super::exchanges::{declaration as exchange_declaration, exchange_json};
+use super::queues::declaration as queue_declaration;
+use super::users::{user_from_body, user_json, UserBody};
+use super::vhosts::{tag_list, VhostMeta};
+use super::{exchange_name, json, name_arg, no_content, parse_body};
+use crate::auth::AuthUser;
+use crate::convert::{json_to_table, short_str, table_to_json};
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, RABBITMQ_COMPAT_VERSION};
+
+/// Exchanges every vhost has: not exported, not imported.
+fn builtin_exchange(name: &str) -> bool {
+    name.is_empty() || name.starts_with("amq.")
+}
+
+/// Queues, exchanges and bindings of a vhost, as definitions list them. `with_vhost` adds the
+/// `vhost` field (the whole-broker format has it, the per-vhost one does not).
+fn topology(vhost: &VHost, with_vhost: bool) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    let tag = |mut v: Value| {
+        if !with_vhost {
+            if let Some(m) = v.as_object_mut() {
+                m.remove("vhost");
+            }
+        }
+        v
+    };
+    let mut queues: Vec<_> = vhost
+        .queues()
+        .into_iter()
+        // Exclusive queues belong to a connection: they are not definitions.
+        .filter(|q| !q.config.exclusive)
+        .collect();
+    queues.sort_by(|a, b| a.name.cmp(&b.name));
+    let exclusive: Vec<String> = vhost
+        .queues()
+        .iter()
+        .filter(|q| q.config.exclusive)
+        .map(|q| short_str(&q.name))
+        .collect();
+    let queues = queues
+        .iter()
+        .map(|q| {
+            tag(json!({
+                "name": short_str(&q.name),
+                "vhost": &*vhost.name,
+                "durable": q.config.durable,
+                "auto_delete": q.config.auto_delete,
+                "arguments": table_to_json(&q.config.arguments),
+            }))
+        })
+        .collect();
+    let mut exchanges: Vec<_> = vhost
+        .exchanges()
+        .iter()
+        .map(|e| exchange_json(&vhost.name, e))
+        .filter(|e| !builtin_exchange(&e.name))
+        .collect();
+    exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+    let exchanges = exchanges
+        .into_iter()
+        .map(|e| {
+            tag(json!({
+                "name": e.name,
+                "vhost": e.vhost,
+                "type": e.kind,
+                "durable": e.durable,
+                "auto_delete": e.auto_delete,
+                "internal": e.internal,
+                "arguments": e.arguments,
+            }))
+        })
+        .collect();
+    let bindings = vhost_bindings(vhost, |b| {
+        !b.source.is_empty()
+            && !(b.destination_type == "queue" && exclusive.contains(&b.destination))
+    })
+    .into_iter()
+    .map(|b| {
+        tag(json!({
+            "source": b.source,
+            "vhost": b.vhost,
+            "destination": b.destination,
+            "destination_type": b.destination_type,
+            "routing_key": b.routing_key,
+            "arguments": b.arguments,
+        }))
+    })
+    .collect();
+    (queues, exchanges, bindings)
+}
+
+fn header() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("rabbit_version".into(), RABBITMQ_COMPAT_VERSION.into());
+    m.insert("rabbitmq_version".into(), RABBITMQ_COMPAT_VERSION.into());
+    m.insert("product_name".into(), "Warren".into());
+    m.insert("product_version".into(), env!("CARGO_PKG_VERSION").into());
+    m
+}
+
+pub async fn export(State(state): State<AppState>, user: AuthUser) -> ApiResult<Response> {
+    user.require_admin()?;
+    let broker = &state.broker;
+    let mut users: Vec<_> = broker.access.users().into_iter().map(user_json).collect();
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut vhosts = broker.vhosts();
+    vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+    let vhost_list: Vec<Value> = vhosts
+        .iter()
+        .map(|v| {
+            let meta = state.vhost_meta.get(&v.name);
+            json!({
+                "name": &*v.name,
+                "limits": [],
+                "metadata": {"description": meta.description, "tags": meta.tags},
+            })
+        })
+        .collect();
+    let permissions = super::permissions::permissions(&state, |_, _| true);
+    let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
+    for v in &vhosts {
+        let (q, e, b) = topology(v, true);
+        queues.extend(q);
+        exchanges.extend(e);
+        bindings.extend(b);
+    }
+    let mut m = header();
+    m.insert(
+        "users".into(),
+        serde_json::to_value(users).unwrap_or_default(),
+    );
+    m.insert("vhosts".into(), Value::Array(vhost_list));
+    m.insert(
+        "permissions".into(),
+        serde_json::to_value(permissions).unwrap_or_default(),
+    );
+    m.insert("topic_permissions".into(), json!([]));
+    m.insert("parameters".into(), json!([]));
+    m.insert("global_parameters".into(), json!([]));
+    m.insert("policies".into(), json!([]));
+    m.insert("queues".into(), Value::Array(queues));
+    m.insert("exchanges".into(), Value::Array(exchanges));
+    m.insert("bindings".into(), Value::Array(bindings));
+    Ok(json(Value::Object(m)))
+}
+
+pub async fn export_vhost(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(vhost): Path<String>,
+) -> ApiResult<Response> {
+    user.require_admin()?;
+    let v = state.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
+    let (queues, exchanges, bindings) = topology(&v, false);
+    let mut m = header();
+    m.insert("parameters".into(), json!([]));
+    m.insert("policies".into(), json!([]));
+    m.insert("queues".into(), Value::Array(queues));
+    m.insert("exchanges".into(), Value::Array(exchanges));
+    m.insert("bindings".into(), Value::Array(bindings));
+    Ok(json(Value::Object(m)))
+}
+
+fn str_field<'a>(item: &'a Value, key: &str, what: &str) -> ApiResult<&'a str> {
+    item.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request(format!("{what}: '{key}' is missing or not a string")))
+}
+
+fn items<'a>(defs: &'a Value, key: &str) -> &'a [Value] {
+    defs.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Imports queues, exchanges and bindings into vhosts; `vhost` forces one (per-vhost import).
+fn import_topology(state: &AppState, defs: &Value, vhost: Option<&str>) -> ApiResult<()> {
+    let vhost_of = |item: &Value, what: &str| -> ApiResult<std::sync::Arc<VHost>> {
+        let name = match vhost {
+            Some(v) => v,
+            None => str_field(item, "vhost", what)?,
+        };
+        state
+            .broker
+            .vhost(name)
+            .ok_or_else(|| ApiError::bad_request(format!("{what}: vhost '{name}' does not exist")))
+    };
+    for e in items(defs, "exchanges") {
+        let name = str_field(e, "name", "exchange")?;
+        if builtin_exchange(name) {
+            continue;
+        }
+        let what = format!("exchange '{name}'");
+        let v = vhost_of(e, &what)?;
+        v.declare_exchange(exchange_declaration(name, e)?)
+            .map_err(|err| ApiError::bad_request(format!("{what}: {err}")))?;
+    }
+    for q in items(defs, "queues") {
+        let name = str_field(q, "name", "queue")?;
+        let what = format!("queue '{name}'");
+        let v = vhost_of(q, &what)?;
+        v.declare_queue(ConnectionId(0), queue_declaration(name, q)?)
+            .map_err(|err| ApiError::bad_request(format!("{what}: {err}")))?;
+    }
+    for b in items(defs, "bindings") {
+        let source = str_field(b, "source", "binding")?;
+        let destination = str_field(b, "destination", "binding")?;
+        let what = format!("binding '{source}' -> '{destination}'");
+        let v = vhost_of(b, &what)?;
+        let routing_key = name_arg(b.get("routing_key").and_then(Value::as_str).unwrap_or(""))?;
+        let arguments = json_to_table(b.get("arguments").unwrap_or(&Value::Null))?;
+        let result = match b.get("destination_type").and_then(Value::as_str) {
+            Some("queue") => v.bind_queue(
+                ConnectionId(0),
+                &name_arg(destination)?,
+                &exchange_name(source),
+                routing_key,
+                arguments,
+            ),
+            Some("exchange") => v.bind_exchange(
+                &exchange_name(destination),
+                &exchange_name(source),
+                routing_key,
+                arguments,
+            ),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "{what}: bad destination_type"
+                )))
+            }
+        };
+        result.map_err(|err| ApiError::bad_request(format!("{what}: {err}")))?;
+    }
+    for ignored in [
+        "parameters",
+        "policies",
+        "global_parameters",
+        "topic_permissions",
+    ] {
+        let n = items(defs, ignored).len();
+        if n > 0 {
+            warn!(
+                n,
+                kind = ignored,
+                "definitions import: not supported, ignored"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn import(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: Body,
+) -> ApiResult<Response> {
+    user.require_admin()?;
+    let defs: Value = parse_body(&body)?;
+    let broker = &state.broker;
+    // Check every user before changing anything: a bad hash would lock someone out.
+    let mut users = Vec::new();
+    for u in items(&defs, "users") {
+        let name = str_field(u, "name", "user")?;
+        let body: UserBody = serde_json::from_value(u.clone())
+            .map_err(|e| ApiError::bad_request(format!("user '{name}': {e}")))?;
+        users.push(user_from_body(name, body, broker.access.user(name))?);
+    }
+    for u in users {
+        broker.access.put_user(u);
+    }
+    for v in items(&defs, "vhosts") {
+        let name = str_field(v, "name", "vhost")?;
+        broker.add_vhost(name);
+        let meta = v.get("metadata").unwrap_or(v);
+        state.vhost_meta.set(
+            name,
+            VhostMeta {
+                description: meta
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                tags: tag_list(meta.get("tags"))?,
+                default_queue_type: meta
+                    .get("default_queue_type")
+                    .and_then(Value::as_str)
+                    .map(String::from),
+            },
+        );
+    }
+    for p in items(&defs, "permissions") {
+        let (u, v) = (
+            str_field(p, "user", "permission")?,
+            str_field(p, "vhost", "permission")?,
+        );
+        if broker.vhost(v).is_none() || broker.access.user(u).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "permission of '{u}' in '{v}': no such user or vhost"
+            )));
+        }
+        let compiled = Permissions::new(
+            str_field(p, "configure", "permission")?,
+            str_field(p, "write", "permission")?,
+            str_field(p, "read", "permission")?,
+        )
+        .map_err(|e| ApiError::bad_request(format!("permission of '{u}' in '{v}': {e}")))?;
+        broker.access.set_permissions(v, u, compiled);
+    }
+    import_topology(&state, &defs, None)?;
+    info!(user = %user.name, "definitions imported");
+    Ok(no_content())
+}
+
+pub async fn import_vhost(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(vhost): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    user.require_admin()?;
+    if state.broker.vhost(&vhost).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let defs: Value = parse_body(&body)?;
+    import_topology(&state, &defs, Some(&vhost))?;
+    info!(user = %user.name, %vhost, "vhost definitions imported");
+    Ok(no_content())
+}
