@@ -358,7 +358,16 @@ impl Connection {
             let frame = match parse_frame(&mut self.read_buf, self.frame_max) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(frame_error(e)),
+                Err(e) => {
+                    // Past a framing error the buffered bytes mean nothing. Dropping them lets
+                    // the client's close-ok be read instead of failing on them again (which
+                    // sent a second connection.close and never saw the close-ok).
+                    self.read_buf.clear();
+                    if self.phase == Phase::Closing {
+                        return Ok(());
+                    }
+                    return Err(frame_error(e));
+                }
             };
             self.on_frame(frame)?;
             if self.phase == Phase::Done {
@@ -488,14 +497,7 @@ impl Connection {
             return Err(self.auth_failure(refused()));
         };
         let loopback = self.peer.ip().to_canonical().is_loopback();
-        if !loopback
-            && self
-                .broker
-                .config
-                .loopback_users
-                .iter()
-                .any(|u| *u == user.name)
-        {
+        if !loopback && self.broker.config.loopback_users.contains(&user.name) {
             warn!(user = %username, "login refused: user may only connect via localhost");
             return Err(self.auth_failure(refused()));
         }

@@ -1,0 +1,13 @@
+//! End-to-end tests: a real Warren server on a loopback port, driven by the amqprs client and,
+//! where a library cannot misbehave on purpose, by a raw socket. One binary for the whole suite
+//! (one link instead of one per file); one module per area.
+
+mod common;
+
+mod basic;
+mod confirms_tx_rpc;
+mod errors;
+mod exchanges;
+mod handshake;
+mod heartbeat;
+mod queues;
