@@ -9,6 +9,8 @@ use base64::Engine;
 use parking_lot::RwLock;
 use rand::RngCore;
 use regex::Regex;
+
+use crate::persistence::{self, PermissionDef, Persistence, UserDef};
 use sha2::{Digest, Sha256};
 
 /// A user as RabbitMQ stores one: `password_hash` is base64(salt ++ sha256(salt ++ password))
@@ -117,9 +119,55 @@ pub struct AccessControl {
     permissions: RwLock<HashMap<(String, String), Arc<Permissions>>>,
     /// Bumped on every change, so connections can cache permission decisions safely.
     generation: AtomicU64,
+    persistence: Option<Arc<Persistence>>,
+}
+
+fn user_key(name: &str) -> Vec<u8> {
+    persistence::key(&["user", name])
+}
+
+fn permission_key(vhost: &str, user: &str) -> Vec<u8> {
+    persistence::key(&["permission", vhost, user])
 }
 
 impl AccessControl {
+    /// Access control whose changes are written to `persistence` (if any).
+    pub fn new(persistence: Option<Arc<Persistence>>) -> Self {
+        AccessControl {
+            persistence,
+            ..Default::default()
+        }
+    }
+
+    /// Loads stored users and permissions (startup); nothing is written back.
+    pub(crate) fn restore(&self, users: &[UserDef], permissions: &[PermissionDef]) {
+        let mut map = self.users.write();
+        for u in users {
+            map.insert(
+                u.name.clone(),
+                User {
+                    name: u.name.clone(),
+                    password_hash: u.password_hash.clone(),
+                    tags: u.tags.clone(),
+                },
+            );
+        }
+        drop(map);
+        let mut perms = self.permissions.write();
+        for p in permissions {
+            match Permissions::new(&p.configure, &p.write, &p.read) {
+                Ok(compiled) => {
+                    perms.insert((p.vhost.clone(), p.user.clone()), Arc::new(compiled));
+                }
+                Err(e) => {
+                    tracing::warn!(user = %p.user, vhost = %p.vhost, error = %e, "stored permissions skipped")
+                }
+            }
+        }
+        drop(perms);
+        self.changed();
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -129,6 +177,16 @@ impl AccessControl {
     }
 
     pub fn put_user(&self, user: User) {
+        if let Some(p) = &self.persistence {
+            p.put(
+                &user_key(&user.name),
+                &UserDef {
+                    name: user.name.clone(),
+                    password_hash: user.password_hash.clone(),
+                    tags: user.tags.clone(),
+                },
+            );
+        }
         self.users.write().insert(user.name.clone(), user);
         self.changed();
     }
@@ -143,7 +201,18 @@ impl AccessControl {
 
     pub fn delete_user(&self, name: &str) -> bool {
         let removed = self.users.write().remove(name).is_some();
-        self.permissions.write().retain(|(_, u), _| u != name);
+        let mut gone = Vec::new();
+        self.permissions.write().retain(|(v, u), _| {
+            let keep = u != name;
+            if !keep {
+                gone.push(permission_key(v, u));
+            }
+            keep
+        });
+        if let Some(p) = &self.persistence {
+            p.delete(&user_key(name));
+            gone.iter().for_each(|k| p.delete(k));
+        }
         self.changed();
         removed
     }
@@ -163,6 +232,18 @@ impl AccessControl {
     }
 
     pub fn set_permissions(&self, vhost: &str, user: &str, permissions: Permissions) {
+        if let Some(p) = &self.persistence {
+            p.put(
+                &permission_key(vhost, user),
+                &PermissionDef {
+                    vhost: vhost.to_string(),
+                    user: user.to_string(),
+                    configure: permissions.configure.clone(),
+                    write: permissions.write.clone(),
+                    read: permissions.read.clone(),
+                },
+            );
+        }
         self.permissions
             .write()
             .insert((vhost.to_string(), user.to_string()), Arc::new(permissions));
@@ -175,12 +256,25 @@ impl AccessControl {
             .write()
             .remove(&(vhost.to_string(), user.to_string()))
             .is_some();
+        if let Some(p) = &self.persistence {
+            p.delete(&permission_key(vhost, user));
+        }
         self.changed();
         removed
     }
 
     pub fn clear_vhost(&self, vhost: &str) {
-        self.permissions.write().retain(|(v, _), _| v != vhost);
+        let mut gone = Vec::new();
+        self.permissions.write().retain(|(v, u), _| {
+            let keep = v != vhost;
+            if !keep {
+                gone.push(permission_key(v, u));
+            }
+            keep
+        });
+        if let Some(p) = &self.persistence {
+            gone.iter().for_each(|k| p.delete(k));
+        }
         self.changed();
     }
 

@@ -8,6 +8,7 @@ use parking_lot::RwLock;
 
 use crate::auth::{AccessControl, Permissions, User};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
+use crate::persistence::{self, Definitions, Persistence, VhostDef};
 use crate::registry::ConnectionRegistry;
 use crate::vhost::VHost;
 use crate::ConnectionId;
@@ -43,19 +44,106 @@ pub struct Broker {
     pub connections: ConnectionRegistry,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     next_connection: AtomicU64,
+    /// The data directory; None for a broker that keeps everything in memory (tests).
+    persistence: Option<Arc<Persistence>>,
 }
 
 impl Broker {
     /// A broker with RabbitMQ's first-boot definitions: vhost `/` and the default user,
     /// an administrator with full permissions on it.
     pub fn new(config: BrokerConfig) -> Arc<Broker> {
-        let broker = Broker {
-            access: AccessControl::default(),
+        let broker = Self::empty(config, None);
+        broker.first_boot();
+        Arc::new(broker)
+    }
+
+    fn empty(config: BrokerConfig, persistence: Option<Arc<Persistence>>) -> Broker {
+        Broker {
+            access: AccessControl::new(persistence.clone()),
             connections: ConnectionRegistry::default(),
             vhosts: RwLock::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
+            persistence,
             config,
-        };
+        }
+    }
+
+    /// A broker whose durable state lives in `data_dir` (created if missing): definitions and
+    /// durable queues with their persistent messages come back from it.
+    pub fn open(config: BrokerConfig, data_dir: &std::path::Path) -> std::io::Result<Arc<Broker>> {
+        let (persistence, defs) = Persistence::open(data_dir)?;
+        let broker = Self::empty(config, Some(persistence));
+        if defs.is_empty() {
+            broker.first_boot();
+        } else {
+            broker.restore(defs);
+        }
+        Ok(Arc::new(broker))
+    }
+
+    fn restore(&self, defs: Definitions) {
+        for v in &defs.vhosts {
+            self.vhosts.write().insert(
+                v.name.clone(),
+                VHost::with_persistence(&v.name, self.persistence.clone()),
+            );
+        }
+        self.access.restore(&defs.users, &defs.permissions);
+        let vhost = |name: &str| self.vhost(name);
+        for e in &defs.exchanges {
+            if let Some(v) = vhost(&e.vhost) {
+                v.restore_exchange(e);
+            }
+        }
+        for q in &defs.queues {
+            if let Some(v) = vhost(&q.vhost) {
+                v.restore_queue(q);
+            }
+        }
+        for b in &defs.bindings {
+            if let Some(v) = vhost(&b.vhost) {
+                v.restore_binding(b);
+            }
+        }
+        tracing::info!(
+            vhosts = defs.vhosts.len(),
+            users = defs.users.len(),
+            exchanges = defs.exchanges.len(),
+            queues = defs.queues.len(),
+            bindings = defs.bindings.len(),
+            "definitions recovered"
+        );
+    }
+
+    /// Memory is short: queues keep new messages on disk instead of in RAM.
+    pub fn set_memory_pressure(&self, on: bool) {
+        if let Some(p) = &self.persistence {
+            p.set_memory_pressure(on);
+        }
+    }
+
+    /// The group-commit announcements (durable epochs), if the broker has a data directory.
+    pub fn durability(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.persistence.as_ref().map(|p| p.syncer.subscribe())
+    }
+
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.persistence.as_ref().map(|p| p.data_dir.as_path())
+    }
+
+    /// Writes every log's buffers out and stops the group-commit thread (clean shutdown).
+    pub fn shutdown(&self) {
+        for v in self.vhosts() {
+            v.flush_logs();
+        }
+        if let Some(p) = &self.persistence {
+            p.shutdown();
+        }
+    }
+
+    /// RabbitMQ's first-boot definitions.
+    fn first_boot(&self) {
+        let broker = self;
         broker.add_vhost("/");
         broker.access.add_user(
             &broker.config.default_user,
@@ -65,7 +153,6 @@ impl Broker {
         broker
             .access
             .set_permissions("/", &broker.config.default_user, Permissions::full());
-        Arc::new(broker)
     }
 
     pub fn next_connection_id(&self) -> ConnectionId {
@@ -86,7 +173,19 @@ impl Broker {
         if vhosts.contains_key(name) {
             return false;
         }
-        vhosts.insert(name.to_string(), VHost::new(name));
+        vhosts.insert(
+            name.to_string(),
+            VHost::with_persistence(name, self.persistence.clone()),
+        );
+        drop(vhosts);
+        if let Some(p) = &self.persistence {
+            p.put(
+                &persistence::key(&["vhost", name]),
+                &VhostDef {
+                    name: name.to_string(),
+                },
+            );
+        }
         true
     }
 
@@ -95,6 +194,15 @@ impl Broker {
         let Some(vhost) = self.vhosts.write().remove(name) else {
             return false;
         };
+        if let Some(p) = &self.persistence {
+            p.delete(&persistence::key(&["vhost", name]));
+        }
+        // Durable exchanges and bindings have definitions of their own to forget.
+        for exchange in vhost.exchanges() {
+            if !exchange.name.is_empty() && !exchange.name.starts_with(b"amq.") {
+                let _ = vhost.delete_exchange(&exchange.name, false);
+            }
+        }
         for queue in vhost.queues() {
             vhost.remove_queue(&queue);
         }

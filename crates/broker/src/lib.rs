@@ -10,6 +10,7 @@ pub mod error;
 pub mod exchange;
 pub mod message;
 pub mod names;
+pub mod persistence;
 pub mod queue;
 pub mod registry;
 pub mod vhost;

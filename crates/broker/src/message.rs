@@ -64,6 +64,53 @@ impl Message {
         BasicProperties::decode(&mut self.properties.clone()).unwrap_or_default()
     }
 
+    /// The message as a log record payload: `len u8 | exchange | len u8 | routing key |
+    /// len u32 | properties | body`. Returned as parts so nothing is copied to write it.
+    pub fn log_parts<'a>(&'a self, lengths: &'a mut [u8; 6]) -> [&'a [u8]; 7] {
+        lengths[0] = self.exchange.len() as u8;
+        lengths[1] = self.routing_key.len() as u8;
+        lengths[2..6].copy_from_slice(&(self.properties.len() as u32).to_be_bytes());
+        [
+            &lengths[0..1],
+            self.exchange.as_bytes(),
+            &lengths[1..2],
+            self.routing_key.as_bytes(),
+            &lengths[2..6],
+            &self.properties,
+            &self.body,
+        ]
+    }
+
+    /// Rebuilds a message from a log record payload (slices of it; no copy).
+    pub fn from_log(mut payload: Bytes, persistent: bool) -> Option<Message> {
+        use bytes::Buf;
+        let take_short = |p: &mut Bytes| -> Option<ShortStr> {
+            let len = *p.first()? as usize;
+            if p.len() < 1 + len {
+                return None;
+            }
+            p.advance(1);
+            Some(ShortStr::from_bytes(p.split_to(len)))
+        };
+        let exchange = take_short(&mut payload)?;
+        let routing_key = take_short(&mut payload)?;
+        if payload.len() < 4 {
+            return None;
+        }
+        let plen = payload.get_u32() as usize;
+        if payload.len() < plen {
+            return None;
+        }
+        let properties = payload.split_to(plen);
+        Some(Message {
+            exchange,
+            routing_key,
+            properties,
+            body: payload,
+            persistent,
+        })
+    }
+
     /// Bytes the message occupies, for memory accounting.
     pub fn size(&self) -> usize {
         self.body.len() + self.properties.len() + self.exchange.len() + self.routing_key.len()
@@ -133,6 +180,32 @@ mod tests {
             "truncated input is not a panic"
         );
         assert_eq!(delivery_mode(&[0x10, 0]), None);
+    }
+
+    #[test]
+    fn log_encoding_round_trips() {
+        let props = encode(&BasicProperties {
+            delivery_mode: Some(2),
+            ..Default::default()
+        });
+        let m = Message::new(
+            &"ex".into(),
+            &"key".into(),
+            &props,
+            Bytes::from_static(b"body"),
+        );
+        let mut lengths = [0u8; 6];
+        let payload: Vec<u8> = m.log_parts(&mut lengths).concat();
+        let back = Message::from_log(Bytes::from(payload), true).unwrap();
+        assert_eq!(
+            (back.exchange, back.routing_key),
+            ("ex".into(), "key".into())
+        );
+        assert_eq!(
+            (back.properties, back.body),
+            (m.properties.clone(), m.body.clone())
+        );
+        assert!(Message::from_log(Bytes::from_static(&[5, 1]), true).is_none());
     }
 
     #[test]

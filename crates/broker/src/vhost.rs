@@ -1,15 +1,17 @@
-//! A virtual host: a namespace of exchanges and queues.
+//! A virtual host: a namespace of exchanges and queues, and what of them is durable.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use tracing::{error, warn};
 use warren_protocol::{FieldTable, ShortStr};
 
 use crate::error::{resource, AmqpError, AmqpResult, ReplyCode};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind, Routed};
 use crate::message::Message;
 use crate::names::server_generated_queue_name;
+use crate::persistence::{self, BindingDef, ExchangeDef, Persistence, QueueDef};
 use crate::queue::{Queue, QueueConfig};
 use crate::ConnectionId;
 
@@ -39,6 +41,7 @@ pub struct ExchangeDeclare {
     pub name: ShortStr,
     pub kind: ShortStr,
     pub passive: bool,
+    /// durable, auto_delete, internal
     pub config_flags: (bool, bool, bool),
     pub arguments: FieldTable,
 }
@@ -55,6 +58,7 @@ pub struct VHost {
     pub name: Arc<str>,
     exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
+    persistence: Option<Arc<Persistence>>,
 }
 
 fn reserved_prefix(kind: &str, name: &ShortStr) -> AmqpError {
@@ -78,8 +82,25 @@ fn default_exchange_refused() -> AmqpError {
     AmqpError::access_refused("operation not permitted on the default exchange")
 }
 
+/// Queues whose definitions outlive the broker: durable and not tied to a connection.
+fn queue_is_durable(q: &Queue) -> bool {
+    q.config.durable && !q.config.exclusive
+}
+
+fn destination_is_durable(d: &Destination) -> bool {
+    match d {
+        Destination::Queue(q) => queue_is_durable(q),
+        Destination::Exchange(e) => e.config.durable,
+    }
+}
+
 impl VHost {
+    /// A vhost kept in memory only.
     pub fn new(name: &str) -> Arc<VHost> {
+        Self::with_persistence(name, None)
+    }
+
+    pub fn with_persistence(name: &str, persistence: Option<Arc<Persistence>>) -> Arc<VHost> {
         let mut exchanges = HashMap::new();
         let standard = |kind| ExchangeConfig {
             kind,
@@ -102,6 +123,7 @@ impl VHost {
             name: Arc::from(name),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
+            persistence,
         })
     }
 
@@ -133,6 +155,79 @@ impl VHost {
 
     pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
         self.exchanges.read().values().cloned().collect()
+    }
+
+    // ---- durability ---------------------------------------------------------------------
+
+    fn exchange_key(&self, name: &ShortStr) -> Vec<u8> {
+        persistence::key(&["exchange", &self.name, &name.to_string()])
+    }
+
+    fn queue_key(&self, name: &ShortStr) -> Vec<u8> {
+        persistence::key(&["queue", &self.name, &name.to_string()])
+    }
+
+    fn binding_key(&self, source: &ShortStr, b: &Binding) -> Vec<u8> {
+        persistence::key(&[
+            "binding",
+            &self.name,
+            &source.to_string(),
+            b.destination.kind(),
+            &b.destination.name().to_string(),
+            &b.routing_key.to_string(),
+            &persistence::encode_table(&b.arguments),
+        ])
+    }
+
+    fn persist_exchange(&self, e: &Exchange) {
+        let Some(p) = &self.persistence else { return };
+        if !e.config.durable {
+            return;
+        }
+        p.put(
+            &self.exchange_key(&e.name),
+            &ExchangeDef {
+                vhost: self.name.to_string(),
+                name: e.name.to_string(),
+                kind: e.config.kind.as_str().to_string(),
+                auto_delete: e.config.auto_delete,
+                internal: e.config.internal,
+                arguments: persistence::encode_table(&e.config.arguments),
+            },
+        );
+    }
+
+    fn persist_binding(&self, source: &Exchange, b: &Binding) {
+        let Some(p) = &self.persistence else { return };
+        if !source.config.durable || !destination_is_durable(&b.destination) {
+            return;
+        }
+        p.put(
+            &self.binding_key(&source.name, b),
+            &BindingDef {
+                vhost: self.name.to_string(),
+                source: source.name.to_string(),
+                destination: b.destination.name().to_string(),
+                destination_type: b.destination.kind().to_string(),
+                routing_key: b.routing_key.to_string(),
+                arguments: persistence::encode_table(&b.arguments),
+            },
+        );
+    }
+
+    fn forget_binding(&self, source: &Exchange, b: &Binding) {
+        if let Some(p) = &self.persistence {
+            if source.config.durable && destination_is_durable(&b.destination) {
+                p.delete(&self.binding_key(&source.name, b));
+            }
+        }
+    }
+
+    /// Every durable queue of this vhost writes its buffered log out (clean shutdown).
+    pub fn flush_logs(&self) {
+        for q in self.queues() {
+            q.flush_log();
+        }
     }
 
     // ---- exchanges ----------------------------------------------------------------------
@@ -186,6 +281,8 @@ impl VHost {
         };
         let exchange = Exchange::new(d.name.clone(), config);
         exchanges.insert(d.name, exchange.clone());
+        drop(exchanges);
+        self.persist_exchange(&exchange);
         Ok(exchange)
     }
 
@@ -213,9 +310,22 @@ impl VHost {
             exchanges.remove(name)
         };
         if let Some(exchange) = removed {
-            self.remove_bindings_to(&Destination::Exchange(exchange));
+            self.exchange_removed(&exchange);
         }
         Ok(())
+    }
+
+    /// Forgets a removed exchange's definition and its bindings both ways.
+    fn exchange_removed(&self, exchange: &Arc<Exchange>) {
+        for b in exchange.bindings() {
+            self.forget_binding(exchange, &b);
+        }
+        if exchange.config.durable {
+            if let Some(p) = &self.persistence {
+                p.delete(&self.exchange_key(&exchange.name));
+            }
+        }
+        self.remove_bindings_to(&Destination::Exchange(exchange.clone()));
     }
 
     fn is_bound_destination(
@@ -232,9 +342,12 @@ impl VHost {
     /// Removes bindings leading to a deleted queue or exchange, and auto-deletes the sources
     /// that thereby lose their last binding.
     fn remove_bindings_to(&self, destination: &Destination) {
-        let sources = self.exchanges();
-        for source in sources {
-            if source.unbind_all(destination) > 0 {
+        for source in self.exchanges() {
+            let removed = source.unbind_all(destination);
+            if !removed.is_empty() {
+                for b in &removed {
+                    self.forget_binding(&source, b);
+                }
                 self.auto_delete_if_unused(&source);
             }
         }
@@ -252,7 +365,7 @@ impl VHost {
             }
         };
         if let Some(e) = removed {
-            self.remove_bindings_to(&Destination::Exchange(e));
+            self.exchange_removed(&e);
         }
     }
 
@@ -309,9 +422,50 @@ impl VHost {
             });
         }
         let owner = d.config.exclusive.then_some(connection);
-        let queue = Queue::new(name.clone(), self.name.clone(), d.config, owner);
+        let durable = d.config.durable && !d.config.exclusive;
+        let log = match (&self.persistence, durable) {
+            (Some(p), true) => {
+                // A fresh queue starts from nothing, whatever a deleted namesake left behind.
+                let dir = p.queue_dir(&self.name, name.as_bytes());
+                if dir.exists() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                match p.open_queue_log(&self.name, name.as_bytes()) {
+                    Ok(log) => Some(log),
+                    Err(e) => {
+                        error!(queue = %name, error = %e, "cannot create the queue's log");
+                        return Err(AmqpError::new(
+                            ReplyCode::InternalError,
+                            format!("cannot store {}: {e}", self.describe("queue", &name)),
+                        ));
+                    }
+                }
+            }
+            _ => None,
+        };
+        let queue = Queue::with_log(
+            name.clone(),
+            self.name.clone(),
+            d.config,
+            owner,
+            self.persistence.clone(),
+            log,
+        );
         queues.insert(name, queue.clone());
         drop(queues);
+        if durable {
+            if let Some(p) = &self.persistence {
+                p.put(
+                    &self.queue_key(&queue.name),
+                    &QueueDef {
+                        vhost: self.name.to_string(),
+                        name: queue.name.to_string(),
+                        auto_delete: queue.config.auto_delete,
+                        arguments: persistence::encode_table(&queue.config.arguments),
+                    },
+                );
+            }
+        }
         // Every queue is bound to the default exchange by its name; that binding is implicit
         // (routing looks the name up), as in RabbitMQ where it cannot be removed either.
         Ok(DeclaredQueue {
@@ -323,7 +477,7 @@ impl VHost {
     }
 
     /// Declares a queue under a name clients may not use themselves (`amq.` names such as
-    /// the queue behind direct reply-to).
+    /// the queue behind direct reply-to). It is never durable.
     pub fn declare_internal_queue(
         &self,
         connection: ConnectionId,
@@ -338,7 +492,14 @@ impl VHost {
             )));
         }
         let owner = config.exclusive.then_some(connection);
-        let queue = Queue::new(name.clone(), self.name.clone(), config, owner);
+        let queue = Queue::with_log(
+            name.clone(),
+            self.name.clone(),
+            config,
+            owner,
+            self.persistence.clone(),
+            None,
+        );
         queues.insert(name, queue.clone());
         Ok(queue)
     }
@@ -385,6 +546,11 @@ impl VHost {
             }
         }
         let count = queue.mark_deleted();
+        if queue_is_durable(queue) {
+            if let Some(p) = &self.persistence {
+                p.delete(&self.queue_key(&queue.name));
+            }
+        }
         self.remove_bindings_to(&Destination::Queue(queue.clone()));
         count
     }
@@ -419,12 +585,40 @@ impl VHost {
         let q = self.queue(queue)?;
         q.check_owner(connection)?;
         let source = self.exchange(exchange)?;
-        source.bind(Binding {
-            destination: Destination::Queue(q),
-            routing_key,
-            arguments,
-        });
+        self.add_binding(
+            &source,
+            Binding {
+                destination: Destination::Queue(q),
+                routing_key,
+                arguments,
+            },
+        );
         Ok(())
+    }
+
+    fn add_binding(&self, source: &Exchange, binding: Binding) {
+        let persisted = binding.clone();
+        if source.bind(binding) {
+            self.persist_binding(source, &persisted);
+        }
+    }
+
+    fn remove_binding(
+        &self,
+        source: &Arc<Exchange>,
+        destination: Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) {
+        if source.unbind(&destination, routing_key, arguments) {
+            let b = Binding {
+                destination,
+                routing_key: routing_key.clone(),
+                arguments: arguments.clone(),
+            };
+            self.forget_binding(source, &b);
+            self.auto_delete_if_unused(source);
+        }
     }
 
     pub fn unbind_queue(
@@ -441,9 +635,7 @@ impl VHost {
         let q = self.queue(queue)?;
         q.check_owner(connection)?;
         let source = self.exchange(exchange)?;
-        if source.unbind(&Destination::Queue(q), routing_key, arguments) {
-            self.auto_delete_if_unused(&source);
-        }
+        self.remove_binding(&source, Destination::Queue(q), routing_key, arguments);
         Ok(())
     }
 
@@ -459,11 +651,14 @@ impl VHost {
         }
         let dest = self.exchange(destination)?;
         let src = self.exchange(source)?;
-        src.bind(Binding {
-            destination: Destination::Exchange(dest),
-            routing_key,
-            arguments,
-        });
+        self.add_binding(
+            &src,
+            Binding {
+                destination: Destination::Exchange(dest),
+                routing_key,
+                arguments,
+            },
+        );
         Ok(())
     }
 
@@ -479,10 +674,72 @@ impl VHost {
         }
         let dest = self.exchange(destination)?;
         let src = self.exchange(source)?;
-        if src.unbind(&Destination::Exchange(dest), routing_key, arguments) {
-            self.auto_delete_if_unused(&src);
-        }
+        self.remove_binding(&src, Destination::Exchange(dest), routing_key, arguments);
         Ok(())
+    }
+
+    // ---- recovery -----------------------------------------------------------------------
+
+    pub(crate) fn restore_exchange(&self, def: &ExchangeDef) {
+        let Some(kind) = ExchangeKind::parse(def.kind.as_bytes()) else {
+            warn!(exchange = %def.name, kind = %def.kind, "stored exchange of unknown type skipped");
+            return;
+        };
+        let config = ExchangeConfig {
+            kind,
+            durable: true,
+            auto_delete: def.auto_delete,
+            internal: def.internal,
+            arguments: persistence::decode_table(&def.arguments),
+        };
+        let name = ShortStr::from(def.name.as_str());
+        self.exchanges
+            .write()
+            .insert(name.clone(), Exchange::new(name, config));
+    }
+
+    pub(crate) fn restore_queue(&self, def: &QueueDef) {
+        let Some(p) = &self.persistence else { return };
+        let name = ShortStr::from(def.name.as_str());
+        let log = match p.open_queue_log(&self.name, name.as_bytes()) {
+            Ok(log) => log,
+            Err(e) => {
+                error!(queue = %def.name, error = %e, "cannot recover the queue's log; queue skipped");
+                return;
+            }
+        };
+        let config = QueueConfig {
+            durable: true,
+            exclusive: false,
+            auto_delete: def.auto_delete,
+            arguments: persistence::decode_table(&def.arguments),
+        };
+        let queue = Queue::with_log(
+            name.clone(),
+            self.name.clone(),
+            config,
+            None,
+            Some(p.clone()),
+            Some(log),
+        );
+        self.queues.write().insert(name, queue);
+    }
+
+    pub(crate) fn restore_binding(&self, def: &BindingDef) {
+        let Ok(source) = self.exchange(&ShortStr::from(def.source.as_str())) else {
+            return;
+        };
+        let dest_name = ShortStr::from(def.destination.as_str());
+        let destination = match def.destination_type.as_str() {
+            "queue" => self.queue(&dest_name).map(Destination::Queue),
+            _ => self.exchange(&dest_name).map(Destination::Exchange),
+        };
+        let Ok(destination) = destination else { return };
+        source.bind(Binding {
+            destination,
+            routing_key: ShortStr::from(def.routing_key.as_str()),
+            arguments: persistence::decode_table(&def.arguments),
+        });
     }
 
     // ---- publishing ---------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! One AMQP channel: its consumers, unacked deliveries, confirm and transaction modes, and the
 //! handling of every channel-level method.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -86,8 +86,9 @@ pub struct Channel {
     consumer_prefetch: u32,
     /// Publisher confirms: the next publish sequence number, once confirm.select was seen.
     confirm_next: Option<u64>,
-    /// Highest sequence number to confirm at the next flush (confirms are coalesced).
-    pub confirm_pending: Option<u64>,
+    /// Publishes not yet confirmed: (publish sequence number, group-commit ticket to wait for).
+    /// Tickets are 0 for messages that needed no fsync.
+    pub unconfirmed: VecDeque<(u64, u64)>,
     tx: Option<TxState>,
     last_queue: Option<ShortStr>,
     /// The hidden queue behind this channel's direct reply-to consumer.
@@ -109,7 +110,7 @@ impl Channel {
             next_delivery_tag: 1,
             consumer_prefetch: 0,
             confirm_next: None,
-            confirm_pending: None,
+            unconfirmed: VecDeque::new(),
             tx: None,
             last_queue: None,
             reply_queue: None,
@@ -490,10 +491,11 @@ impl Channel {
             });
             return Ok(());
         }
-        self.route_and_enqueue(&publish.exchange, publish.mandatory, message, ctx)?;
+        let ticket = self.route_and_enqueue(&publish.exchange, publish.mandatory, message, ctx)?;
         if let Some(next) = self.confirm_next.as_mut() {
-            // Every queue already holds the message: it is safe to confirm.
-            self.confirm_pending = Some(*next);
+            // Every queue holds the message now; the confirm goes out once the group commit
+            // with `ticket` (if any) has reached the disk.
+            self.unconfirmed.push_back((*next, ticket));
             *next += 1;
             ConnectionStats::add(&self.conn_stats.confirmed, 1);
         }
@@ -506,7 +508,7 @@ impl Channel {
         mandatory: bool,
         message: Message,
         ctx: &mut Ctx,
-    ) -> AmqpResult<()> {
+    ) -> AmqpResult<u64> {
         self.counters.published += 1;
         ConnectionStats::add(&self.conn_stats.published, 1);
         self.routed.clear();
@@ -530,14 +532,33 @@ impl Channel {
                     &message,
                 );
             }
-            return Ok(());
+            return Ok(0);
         }
         ConnectionStats::add(&self.conn_stats.routed, 1);
         let message = Arc::new(message);
+        let mut ticket = 0;
         for queue in self.routed.drain(..) {
-            queue.enqueue(message.clone());
+            ticket = ticket.max(queue.enqueue(message.clone()));
         }
-        Ok(())
+        Ok(ticket)
+    }
+
+    /// The highest publish sequence number that can be confirmed now that group commits up
+    /// to `durable` are on disk (confirms are cumulative, so they go out in order).
+    pub fn confirmable(&mut self, durable: u64) -> Option<u64> {
+        let mut last = None;
+        while let Some(&(seq, ticket)) = self.unconfirmed.front() {
+            if ticket > durable {
+                break;
+            }
+            last = Some(seq);
+            self.unconfirmed.pop_front();
+        }
+        last
+    }
+
+    pub fn awaits_durability(&self) -> bool {
+        !self.unconfirmed.is_empty()
     }
 
     /// A request with `reply_to = amq.rabbitmq.reply-to` gets this channel's private reply

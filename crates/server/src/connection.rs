@@ -98,6 +98,8 @@ struct Connection {
     channels: HashMap<u16, Channel>,
     outbox_tx: mpsc::UnboundedSender<Outbound>,
     outbox_rx: mpsc::UnboundedReceiver<Outbound>,
+    /// Group-commit announcements; None when the broker keeps nothing on disk.
+    durable_rx: Option<watch::Receiver<u64>>,
     /// No-ack deliveries written this turn: their queues get the window slots back.
     written_no_ack: Vec<(Arc<Queue>, u64)>,
     last_received: Instant,
@@ -143,6 +145,7 @@ pub async fn run(
             channels: HashMap::new(),
             outbox_tx,
             outbox_rx,
+            durable_rx: None,
             written_no_ack: Vec::new(),
             last_received: now,
             last_sent: now,
@@ -195,6 +198,7 @@ impl Connection {
         self.out
             .method(0, &Method::ConnectionStart(connection_start()));
 
+        self.durable_rx = self.broker.durability();
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -217,6 +221,7 @@ impl Connection {
                 self.read_buf.reserve(READ_CHUNK);
             }
             let receiving = matches!(self.phase, Phase::Open | Phase::Closing);
+            let awaiting_disk = self.channels.values().any(Channel::awaits_durability);
             tokio::select! {
                 read = reader.read_buf(&mut self.read_buf) => {
                     match read {
@@ -254,6 +259,7 @@ impl Connection {
                         self.stop(stop, &mut writer).await?;
                     }
                 }
+                _ = wait_durable(&mut self.durable_rx), if awaiting_disk => {}
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() && self.phase != Phase::Closing {
                         let e = AmqpError::new(ReplyCode::ConnectionForced, "broker forced connection closure with reason 'shutdown'");
@@ -728,8 +734,9 @@ impl Connection {
         if let Some(channel) = self.channels.get_mut(&id) {
             channel.release(self.vhost.as_ref().expect("open"));
             channel.closing = true;
-            // Confirms for publishes before the error are still owed.
-            if let Some(seq) = channel.confirm_pending.take() {
+            // Confirms for publishes before the error are still owed, as far as they are safe.
+            let durable = self.durable_rx.as_ref().map_or(u64::MAX, |rx| *rx.borrow());
+            if let Some(seq) = channel.confirmable(durable) {
                 self.out.method(id, &confirm_ack(seq));
             }
         }
@@ -778,10 +785,15 @@ impl Connection {
         }
     }
 
-    /// Publisher confirms are coalesced: one basic.ack (multiple) per channel per turn.
+    /// Publisher confirms are coalesced: one basic.ack (multiple) per channel per turn, for
+    /// the publishes whose group commit (if they needed one) is on disk.
     fn flush_confirms(&mut self) {
+        let durable = self
+            .durable_rx
+            .as_mut()
+            .map_or(u64::MAX, |rx| *rx.borrow_and_update());
         for channel in self.channels.values_mut() {
-            if let Some(seq) = channel.confirm_pending.take() {
+            if let Some(seq) = channel.confirmable(durable) {
                 self.out.method(channel.id, &confirm_ack(seq));
             }
         }
@@ -833,6 +845,18 @@ impl Connection {
         if let Some(vhost) = &self.vhost {
             vhost.delete_exclusive_queues(self.id);
         }
+    }
+}
+
+/// Resolves when a new durable epoch is announced (never, without a data directory).
+async fn wait_durable(rx: &mut Option<watch::Receiver<u64>>) {
+    match rx {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

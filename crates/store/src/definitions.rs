@@ -14,6 +14,9 @@ use crate::record::{read_record, write_record, ReadOutcome};
 const PUT: u8 = 1;
 const DELETE: u8 = 2;
 
+/// The live entries of a definitions log, by key.
+pub type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
+
 pub struct DefinitionsLog {
     path: PathBuf,
     file: File,
@@ -41,7 +44,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 impl DefinitionsLog {
     /// Opens the log at `path`, returning what it holds. The file is compacted on the way.
-    pub fn open(path: &Path) -> io::Result<(DefinitionsLog, BTreeMap<Vec<u8>, Vec<u8>>)> {
+    pub fn open(path: &Path) -> io::Result<(DefinitionsLog, Entries)> {
         let mut entries = BTreeMap::new();
         if let Ok(file) = File::open(path) {
             let len = file.metadata()?.len();
@@ -58,7 +61,9 @@ impl DefinitionsLog {
                             Some((DELETE, k, _)) => {
                                 entries.remove(k);
                             }
-                            _ => warn!(path = %path.display(), offset = pos, "unreadable definitions record skipped"),
+                            _ => {
+                                warn!(path = %path.display(), offset = pos, "unreadable definitions record skipped")
+                            }
                         }
                     }
                     ReadOutcome::Corrupt { len } => {
@@ -88,7 +93,13 @@ impl DefinitionsLog {
             sync_dir(dir)?;
         }
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok((DefinitionsLog { path: path.to_path_buf(), file }, entries))
+        Ok((
+            DefinitionsLog {
+                path: path.to_path_buf(),
+                file,
+            },
+            entries,
+        ))
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {

@@ -26,10 +26,17 @@ pub struct Replayed {
 
 impl Journal {
     pub fn open(path: &Path) -> io::Result<(Journal, Replayed)> {
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)?;
         let len = file.metadata()?.len();
         let mut reader = BufReader::new(&mut file);
-        let mut replayed = Replayed { dead: RangeSet::new(), delivered: None };
+        let mut replayed = Replayed {
+            dead: RangeSet::new(),
+            delivered: None,
+        };
         let mut good = 0u64;
         loop {
             match read_record(&mut reader, len - good)? {
@@ -39,7 +46,9 @@ impl Journal {
                     match body[0] {
                         DEAD_RANGE => replayed.dead.insert_range(a, b),
                         DELIVERED => replayed.delivered = replayed.delivered.max(Some(a)),
-                        other => warn!(path = %path.display(), kind = other, "unknown journal record skipped"),
+                        other => {
+                            warn!(path = %path.display(), kind = other, "unknown journal record skipped")
+                        }
                     }
                     good += 8 + 17;
                 }
@@ -60,7 +69,14 @@ impl Journal {
             }
         }
         file.seek(SeekFrom::End(0))?;
-        Ok((Journal { path: path.to_path_buf(), file: BufWriter::new(file), size: good }, replayed))
+        Ok((
+            Journal {
+                path: path.to_path_buf(),
+                file: BufWriter::new(file),
+                size: good,
+            },
+            replayed,
+        ))
     }
 
     fn append(&mut self, kind: u8, a: u64, b: u64) -> io::Result<()> {

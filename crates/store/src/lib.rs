@@ -14,7 +14,7 @@ mod ranges;
 mod record;
 mod syncer;
 
-pub use definitions::DefinitionsLog;
+pub use definitions::{DefinitionsLog, Entries};
 pub use queue_log::{LogRecord, QueueLog, Recovered};
 pub use ranges::RangeSet;
 pub use syncer::Syncer;

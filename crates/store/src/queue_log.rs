@@ -133,8 +133,18 @@ fn decode_header(body: &[u8]) -> Option<(u64, bool)> {
     Some((seq, flags & PERSISTENT != 0))
 }
 
-/// Scans a whole segment: its records' (seq, persistent), and the length of its valid prefix.
-fn scan_segment(path: &Path) -> io::Result<(Vec<(u64, bool)>, u64, bool)> {
+/// What a full scan of a segment finds.
+struct Scan {
+    /// (seq, persistent) of every valid record.
+    records: Vec<(u64, bool)>,
+    /// Length of the valid prefix.
+    valid_bytes: u64,
+    /// Whether bytes after the valid prefix form no whole record (a torn write).
+    torn: bool,
+}
+
+/// Scans a whole segment.
+fn scan_segment(path: &Path) -> io::Result<Scan> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut reader = BufReader::with_capacity(256 * 1024, file);
@@ -152,8 +162,8 @@ fn scan_segment(path: &Path) -> io::Result<(Vec<(u64, bool)>, u64, bool)> {
                 warn!(path = %path.display(), offset = good, "corrupt record skipped");
                 good += (HEADER + len) as u64;
             }
-            ReadOutcome::End => return Ok((records, good, false)),
-            ReadOutcome::Torn => return Ok((records, good, true)),
+            ReadOutcome::End => return Ok(Scan { records, valid_bytes: good, torn: false }),
+            ReadOutcome::Torn => return Ok(Scan { records, valid_bytes: good, torn: true }),
         }
     }
 }
@@ -175,20 +185,29 @@ fn write_index(dir: &Path, seg: &Segment) -> io::Result<File> {
 fn read_index(dir: &Path, first: u64) -> Option<(u64, Vec<u64>)> {
     let mut file = File::open(idx_path(dir, first)).ok()?;
     let len = file.metadata().ok()?.len();
-    let ReadOutcome::Record(body) = read_record(&mut file, len).ok()? else { return None };
+    let ReadOutcome::Record(body) = read_record(&mut file, len).ok()? else {
+        return None;
+    };
     let last = u64::from_be_bytes(body.get(0..8)?.try_into().ok()?);
     let n = u64::from_be_bytes(body.get(8..16)?.try_into().ok()?) as usize;
     if body.len() != 16 + n * 8 {
         return None;
     }
-    let seqs = body[16..].chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
+    let seqs = body[16..]
+        .chunks_exact(8)
+        .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+        .collect();
     Some((last, seqs))
 }
 
 impl QueueLog {
     /// Opens (or creates) the log in `dir`, recovering what a previous run left.
     /// A non-durable log is only for paging and starts empty.
-    pub fn open(dir: &Path, durable: bool, syncer: Arc<Syncer>) -> io::Result<(QueueLog, Recovered)> {
+    pub fn open(
+        dir: &Path,
+        durable: bool,
+        syncer: Arc<Syncer>,
+    ) -> io::Result<(QueueLog, Recovered)> {
         Self::open_with_segment_size(dir, durable, syncer, SEGMENT_MAX)
     }
 
@@ -225,7 +244,7 @@ impl QueueLog {
                 (false, Some(index)) => index,
                 _ => {
                     let path = seg_path(dir, first);
-                    let (records, good, torn) = scan_segment(&path)?;
+                    let Scan { records, valid_bytes: good, torn } = scan_segment(&path)?;
                     if torn {
                         warn!(path = %path.display(), valid_bytes = good, "torn record at the end of a segment truncated");
                         OpenOptions::new().write(true).open(&path)?.set_len(good)?;
@@ -234,7 +253,8 @@ impl QueueLog {
                         active_size = good;
                     }
                     let last_seq = records.iter().map(|r| r.0).max().unwrap_or(first);
-                    let persistent: Vec<u64> = records.iter().filter(|r| r.1).map(|r| r.0).collect();
+                    let persistent: Vec<u64> =
+                        records.iter().filter(|r| r.1).map(|r| r.0).collect();
                     (last_seq, persistent)
                 }
             };
@@ -246,7 +266,12 @@ impl QueueLog {
                 let _ = fs::remove_file(idx_path(dir, first));
                 continue;
             }
-            let mut seg = Segment { first_seq: first, last_seq, live, persistent };
+            let mut seg = Segment {
+                first_seq: first,
+                last_seq,
+                live,
+                persistent,
+            };
             if !is_last {
                 // A sealed segment whose index was lost (a crash right after sealing) gets it back.
                 if read_index(dir, first).is_none() {
@@ -258,16 +283,25 @@ impl QueueLog {
         }
         let (writer, active_file) = match segments.last() {
             Some(seg) if active_size < segment_max && Some(seg.first_seq) == last => {
-                let file = OpenOptions::new().append(true).open(seg_path(dir, seg.first_seq))?;
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(seg_path(dir, seg.first_seq))?;
                 let shared = Arc::new(file.try_clone()?);
-                (Some(BufWriter::with_capacity(64 * 1024, file)), Some(shared))
+                (
+                    Some(BufWriter::with_capacity(64 * 1024, file)),
+                    Some(shared),
+                )
             }
             _ => (None, None),
         };
         if messages > 0 {
             info!(dir = %dir.display(), messages, segments = segments.len(), "recovered queue log");
         }
-        let recovered = Recovered { messages, next_seq, delivered: replayed.delivered };
+        let recovered = Recovered {
+            messages,
+            next_seq,
+            delivered: replayed.delivered,
+        };
         let inner = Arc::new_cyclic(|me| {
             Mutex::new(Inner {
                 dir: dir.to_path_buf(),
@@ -303,7 +337,7 @@ impl QueueLog {
             inner.needs_sync = true;
         }
         self.register(&mut inner);
-        Ok(if must_sync { self.syncer.current_epoch() } else { 0 })
+        Ok(if must_sync { self.syncer.ticket() } else { 0 })
     }
 
     fn register(&self, inner: &mut Inner) {
@@ -391,7 +425,11 @@ impl QueueLog {
     pub fn disk_bytes(&self) -> u64 {
         let inner = self.inner.lock();
         fs::read_dir(&inner.dir)
-            .map(|it| it.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+            .map(|it| {
+                it.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }
@@ -443,11 +481,19 @@ impl Inner {
             self.needs_sync = true;
             self.free_empty_segments();
         }
-        let file = OpenOptions::new().create(true).append(true).open(seg_path(&self.dir, first))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(&self.dir, first))?;
         self.active_file = Some(Arc::new(file.try_clone()?));
         self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
         self.active_size = 0;
-        self.segments.push(Segment { first_seq: first, last_seq: first, live: 0, persistent: Vec::new() });
+        self.segments.push(Segment {
+            first_seq: first,
+            last_seq: first,
+            live: 0,
+            persistent: Vec::new(),
+        });
         Ok(())
     }
 
@@ -490,7 +536,9 @@ impl Inner {
 
     /// Deletes sealed segments with no live records: space comes back as acks arrive.
     fn free_empty_segments(&mut self) {
-        let Some(active_first) = self.segments.last().map(|s| s.first_seq) else { return };
+        let Some(active_first) = self.segments.last().map(|s| s.first_seq) else {
+            return;
+        };
         let dir = self.dir.clone();
         let cursor_first = self.cursor.as_ref().map(|c| c.segment_first);
         let mut drop_cursor = false;
@@ -521,7 +569,7 @@ impl Inner {
                     w.flush()?;
                 }
             }
-            let (records, _, _) = scan_segment(&seg_path(&self.dir, first))?;
+            let records = scan_segment(&seg_path(&self.dir, first))?.records;
             let boundary = self.recovery_boundary;
             let live = records
                 .iter()
@@ -579,13 +627,22 @@ impl Inner {
             match read_record(&mut cursor.reader, len.saturating_sub(cursor.offset))? {
                 ReadOutcome::Record(body) => {
                     cursor.offset += (HEADER + body.len()) as u64;
-                    let Some((seq, persistent)) = decode_header(&body) else { continue };
-                    if seq < from || self.dead.contains(seq) || (!persistent && seq < self.recovery_boundary) {
+                    let Some((seq, persistent)) = decode_header(&body) else {
+                        continue;
+                    };
+                    if seq < from
+                        || self.dead.contains(seq)
+                        || (!persistent && seq < self.recovery_boundary)
+                    {
                         continue;
                     }
                     bytes += body.len();
                     let payload = Bytes::from(body).slice(9..);
-                    out.push(LogRecord { seq, persistent, payload });
+                    out.push(LogRecord {
+                        seq,
+                        persistent,
+                        payload,
+                    });
                 }
                 ReadOutcome::Corrupt { len } => {
                     warn!(path = %path.display(), offset = cursor.offset, "corrupt record skipped");
@@ -593,7 +650,11 @@ impl Inner {
                 }
                 ReadOutcome::End | ReadOutcome::Torn => {
                     // The end of this segment: move on, unless it is the one being written.
-                    let next = self.segments.iter().map(|s| s.first_seq).find(|&f| f > seg_first);
+                    let next = self
+                        .segments
+                        .iter()
+                        .map(|s| s.first_seq)
+                        .find(|&f| f > seg_first);
                     match next {
                         Some(next_first) => {
                             self.cursor = None;
@@ -629,7 +690,11 @@ impl Inner {
         };
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         reader.seek(SeekFrom::Start(0))?;
-        self.cursor = Some(Cursor { segment_first: first, offset: 0, reader });
+        self.cursor = Some(Cursor {
+            segment_first: first,
+            offset: 0,
+            reader,
+        });
         Ok(true)
     }
 }

@@ -15,7 +15,10 @@ impl RangeSet {
     }
 
     pub fn contains(&self, x: u64) -> bool {
-        self.ranges.range(..=x).next_back().is_some_and(|(_, &end)| x < end)
+        self.ranges
+            .range(..=x)
+            .next_back()
+            .is_some_and(|(_, &end)| x < end)
     }
 
     pub fn insert(&mut self, x: u64) {
@@ -36,7 +39,11 @@ impl RangeSet {
             }
         }
         // Swallow ranges that start inside [start, end].
-        let inside: Vec<(u64, u64)> = self.ranges.range(start..=end).map(|(&s, &e)| (s, e)).collect();
+        let inside: Vec<(u64, u64)> = self
+            .ranges
+            .range(start..=end)
+            .map(|(&s, &e)| (s, e))
+            .collect();
         for (s, e) in inside {
             end = end.max(e);
             self.ranges.remove(&s);
@@ -47,7 +54,12 @@ impl RangeSet {
     /// How many members fall in [start, end).
     pub fn count_in(&self, start: u64, end: u64) -> u64 {
         let mut n = 0;
-        let first = self.ranges.range(..=start).next_back().map(|(&s, _)| s).unwrap_or(start);
+        let first = self
+            .ranges
+            .range(..=start)
+            .next_back()
+            .map(|(&s, _)| s)
+            .unwrap_or(start);
         for (&s, &e) in self.ranges.range(first..end) {
             let (lo, hi) = (s.max(start), e.min(end));
             if lo < hi {

@@ -28,7 +28,9 @@ pub enum ReadOutcome {
     /// Bytes at the end that do not form a whole record (a torn write).
     Torn,
     /// A whole record whose checksum fails; `len` bytes were skipped.
-    Corrupt { len: usize },
+    Corrupt {
+        len: usize,
+    },
 }
 
 /// Reads the next record. `remaining` is how many bytes the file has from here.

@@ -1,9 +1,12 @@
 //! Group commit: one thread flushes every log that was written to, fsyncs what must be
 //! durable, and then announces the epoch that is now on disk.
 //!
-//! A writer takes its ticket (the current epoch) after writing, under its log's lock; the
-//! syncer bumps the epoch while holding the dirty list, so every write with ticket `e` is in a
-//! log the round that announces `e` flushed.
+//! A writer takes its ticket (the current epoch) after writing, under its log's lock, and the
+//! syncer bumps the epoch while taking the dirty list. A write with ticket `e` is therefore
+//! flushed by round `e` or an earlier one. A write can get a ticket one ahead of the round that
+//! flushes it (its log was already in that round's batch); so the syncer keeps going while
+//! the highest ticket handed out is ahead of what it announced, or that writer would wait for
+//! a round nothing else triggers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +31,8 @@ pub struct Syncer {
     state: Mutex<State>,
     wake: Condvar,
     epoch: AtomicU64,
+    /// The highest ticket handed out.
+    highest_ticket: AtomicU64,
     durable: watch::Sender<u64>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Set by a failed fsync: from then on nothing is announced durable.
@@ -41,6 +46,7 @@ impl Syncer {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             epoch: AtomicU64::new(1),
+            highest_ticket: AtomicU64::new(0),
             durable,
             thread: Mutex::new(None),
             failed: std::sync::atomic::AtomicBool::new(false),
@@ -54,9 +60,12 @@ impl Syncer {
         syncer
     }
 
-    /// The ticket for a write made now: durable once `durable()` reaches it.
-    pub fn current_epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+    /// The ticket for a write just made (call under the log's lock, after the write and after
+    /// marking the log dirty): the write is durable once `durable()` reaches it.
+    pub(crate) fn ticket(&self) -> u64 {
+        let t = self.epoch.load(Ordering::Acquire);
+        self.highest_ticket.fetch_max(t, Ordering::AcqRel);
+        t
     }
 
     /// Announces durable epochs.
@@ -75,13 +84,16 @@ impl Syncer {
     }
 
     fn run(&self) {
+        let mut announced = 0u64;
         loop {
             let (batch, epoch) = {
                 let mut st = self.state.lock();
-                while st.dirty.is_empty() && !st.stop {
+                let behind =
+                    |announced: u64| self.highest_ticket.load(Ordering::Acquire) > announced;
+                while st.dirty.is_empty() && !behind(announced) && !st.stop {
                     self.wake.wait(&mut st);
                 }
-                if st.dirty.is_empty() && st.stop {
+                if st.dirty.is_empty() && !behind(announced) && st.stop {
                     return;
                 }
                 let epoch = self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -100,6 +112,7 @@ impl Syncer {
                 }
             }
             drop(files);
+            announced = epoch;
             if !self.failed.load(Ordering::Acquire) {
                 self.durable.send_replace(epoch);
             }

@@ -12,11 +12,24 @@ fn open(dir: &Path, syncer: &Arc<Syncer>) -> (QueueLog, warren_store::Recovered)
 }
 
 fn seqs(log: &QueueLog, from: u64) -> Vec<u64> {
-    log.read(from, usize::MAX, usize::MAX).unwrap().iter().map(|r| r.seq).collect()
+    log.read(from, usize::MAX, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect()
 }
 
 fn segment_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg")).count()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg")
+        })
+        .count()
 }
 
 #[test]
@@ -27,7 +40,8 @@ fn persistent_records_survive_reopen_and_transient_ones_do_not() {
         let (log, rec) = open(tmp.path(), &syncer);
         assert_eq!(rec.messages, 0);
         for seq in 0..100u64 {
-            log.append(seq, seq % 2 == 0, &[b"payload-", &seq.to_be_bytes()]).unwrap();
+            log.append(seq, seq % 2 == 0, &[b"payload-", &seq.to_be_bytes()])
+                .unwrap();
         }
         log.kill([0, 2, 4]).unwrap();
         log.delivered(10);
@@ -57,7 +71,10 @@ fn acked_segments_are_deleted_and_reads_resume_in_order() {
     assert!(before > 5, "1 KiB segments roll often: {before}");
     assert_eq!(seqs(&log, 0).len(), 200);
     log.kill(0..190).unwrap();
-    assert!(segment_files(tmp.path()) <= 2, "fully acked segments are gone");
+    assert!(
+        segment_files(tmp.path()) <= 2,
+        "fully acked segments are gone"
+    );
     drop(log);
     let (log, rec) = open(tmp.path(), &syncer);
     assert_eq!(rec.messages, 10);
@@ -88,7 +105,11 @@ fn a_torn_tail_is_truncated_and_a_corrupt_record_skipped() {
     let (log, rec) = QueueLog::open(tmp.path(), true, syncer.clone()).unwrap();
     assert_eq!(rec.messages, 9, "the corrupt record is skipped");
     assert_eq!(seqs(&log, 0), vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), (10 * record) as u64, "torn tail truncated");
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        (10 * record) as u64,
+        "torn tail truncated"
+    );
     // Appending after recovery continues the sequence.
     log.append(rec.next_seq, true, &[b"after"]).unwrap();
     assert_eq!(*seqs(&log, 10).first().unwrap(), 10);
@@ -120,11 +141,18 @@ fn group_commit_announces_durable_tickets() {
     let (log, _) = open(tmp.path(), &syncer);
     let ticket = log.append(0, true, &[b"x"]).unwrap();
     assert!(ticket > 0);
-    assert_eq!(log.append(1, false, &[b"y"]).unwrap(), 0, "transient records need no fsync");
+    assert_eq!(
+        log.append(1, false, &[b"y"]).unwrap(),
+        0,
+        "transient records need no fsync"
+    );
     let mut rx = syncer.subscribe();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while *rx.borrow_and_update() < ticket {
-        assert!(std::time::Instant::now() < deadline, "ticket never became durable");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ticket never became durable"
+        );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     syncer.shutdown();
@@ -154,8 +182,60 @@ fn definitions_replay_and_survive_a_torn_tail() {
         defs.put(b"queue/a", b"3").unwrap();
         defs.delete(b"queue/b").unwrap();
     }
-    OpenOptions::new().append(true).open(&path).unwrap().write_all(&[0, 0, 1]).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&[0, 0, 1])
+        .unwrap();
     let (_, entries) = DefinitionsLog::open(&path).unwrap();
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries.get(&b"queue/a"[..]).map(|v| &v[..]), Some(&b"3"[..]));
+    assert_eq!(
+        entries.get(&b"queue/a"[..]).map(|v| &v[..]),
+        Some(&b"3"[..])
+    );
+}
+
+/// Many writers on several logs, each waiting for its own ticket: every ticket must become
+/// durable without further writes arriving (a lost wakeup here stalls publisher confirms).
+#[test]
+fn every_ticket_becomes_durable_under_concurrent_writers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let syncer = Syncer::start();
+    let logs: Vec<Arc<QueueLog>> = (0..3)
+        .map(|i| {
+            Arc::new(
+                QueueLog::open(&tmp.path().join(i.to_string()), true, syncer.clone())
+                    .unwrap()
+                    .0,
+            )
+        })
+        .collect();
+    let seqs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let log = logs[t % logs.len()].clone();
+            let (syncer, seqs) = (syncer.clone(), seqs.clone());
+            std::thread::spawn(move || {
+                let mut rx = syncer.subscribe();
+                for _ in 0..300 {
+                    // One writer per log at a time keeps seqs increasing per log.
+                    let seq = seqs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let ticket = log.append(seq, true, &[b"m"]).unwrap();
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while *rx.borrow_and_update() < ticket {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "ticket {ticket} never became durable"
+                        );
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    syncer.shutdown();
 }

@@ -24,7 +24,7 @@ enum Command {
     /// Run the broker (the default).
     Serve(serve::ServeArgs),
     /// Generate load against a broker and report rates and latencies.
-    Perf(warren_perf::PerfArgs),
+    Perf(Box<warren_perf::PerfArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +32,6 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         None => serve::run(cli.serve),
         Some(Command::Serve(args)) => serve::run(args),
-        Some(Command::Perf(args)) => warren_perf::main(args),
+        Some(Command::Perf(args)) => warren_perf::main(*args),
     }
 }

@@ -65,7 +65,18 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if args.allow_remote_guest {
         config.loopback_users.clear();
     }
-    let broker = Broker::new(config);
+    let started = std::time::Instant::now();
+    let broker = match Broker::open(config, &args.data_dir) {
+        Ok(b) => b,
+        Err(e) => {
+            error!(dir = %args.data_dir.display(), error = %e, "cannot open the data directory");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered the data directory"
+    );
     let server_config = ServerConfig {
         heartbeat: args.heartbeat,
         ..ServerConfig::default()
@@ -86,7 +97,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let server = tokio::spawn(warren_server::serve(
         listener,
-        broker,
+        broker.clone(),
         server_config,
         stop_rx,
     ));
@@ -95,8 +106,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let _ = stop_tx.send(true);
     let _ = server.await;
     http.stopped().await;
-    // Give connections a moment to send their connection.close.
+    // Give connections a moment to send their connection.close and hand back deliveries.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    broker.shutdown();
     ExitCode::SUCCESS
 }
 

@@ -37,17 +37,20 @@ impl Router for DirectRouter {
         let Some(list) = self.by_key.get_mut(routing_key) else {
             return false;
         };
-        let removed = remove_matching(list, |b| !b.matches(destination, routing_key, arguments));
+        let removed =
+            remove_matching(list, |b| !b.matches(destination, routing_key, arguments)).len();
         if list.is_empty() {
             self.by_key.remove(routing_key);
         }
         removed > 0
     }
 
-    fn unbind_all(&mut self, destination: &Destination) -> usize {
-        let mut removed = 0;
+    fn unbind_all(&mut self, destination: &Destination) -> Vec<Binding> {
+        let mut removed = Vec::new();
         self.by_key.retain(|_, list| {
-            removed += remove_matching(list, |b| !b.destination.same_as(destination));
+            removed.extend(remove_matching(list, |b| {
+                !b.destination.same_as(destination)
+            }));
             !list.is_empty()
         });
         removed

@@ -31,12 +31,13 @@ impl Router for FanoutRouter {
         routing_key: &ShortStr,
         arguments: &FieldTable,
     ) -> bool {
-        remove_matching(&mut self.bindings, |b| {
+        let removed = remove_matching(&mut self.bindings, |b| {
             !b.matches(destination, routing_key, arguments)
-        }) > 0
+        });
+        !removed.is_empty()
     }
 
-    fn unbind_all(&mut self, destination: &Destination) -> usize {
+    fn unbind_all(&mut self, destination: &Destination) -> Vec<Binding> {
         remove_matching(&mut self.bindings, |b| !b.destination.same_as(destination))
     }
 

@@ -90,8 +90,8 @@ pub trait Router: Send + Sync {
         routing_key: &ShortStr,
         arguments: &FieldTable,
     ) -> bool;
-    /// Removes every binding to `destination` (it is being deleted).
-    fn unbind_all(&mut self, destination: &Destination) -> usize;
+    /// Removes every binding to `destination` (it is being deleted); returns them.
+    fn unbind_all(&mut self, destination: &Destination) -> Vec<Binding>;
     /// Appends the destinations `message` goes to (duplicates are removed by the caller).
     fn route(&self, message: &Message, out: &mut Routed);
     fn bindings(&self) -> Vec<Binding>;
@@ -180,7 +180,7 @@ impl Exchange {
             .unbind(destination, routing_key, arguments)
     }
 
-    pub fn unbind_all(&self, destination: &Destination) -> usize {
+    pub fn unbind_all(&self, destination: &Destination) -> Vec<Binding> {
         self.router.write().unbind_all(destination)
     }
 
@@ -203,9 +203,12 @@ impl fmt::Debug for Exchange {
     }
 }
 
-/// Shared by routers that keep bindings in a plain list.
-pub(crate) fn remove_matching(list: &mut Vec<Binding>, keep: impl Fn(&Binding) -> bool) -> usize {
-    let before = list.len();
-    list.retain(keep);
-    before - list.len()
+/// Shared by routers that keep bindings in a plain list: removes those `keep` rejects.
+pub(crate) fn remove_matching(
+    list: &mut Vec<Binding>,
+    keep: impl Fn(&Binding) -> bool,
+) -> Vec<Binding> {
+    let (kept, removed) = std::mem::take(list).into_iter().partition(|b| keep(b));
+    *list = kept;
+    removed
 }

@@ -169,28 +169,31 @@ impl Router for TopicRouter {
             remove_matching(&mut node.bindings, |b| {
                 !b.matches(destination, routing_key, arguments)
             })
+            .len()
         })
         .unwrap_or(0);
         self.count -= removed;
         removed > 0
     }
 
-    fn unbind_all(&mut self, destination: &Destination) -> usize {
+    fn unbind_all(&mut self, destination: &Destination) -> Vec<Binding> {
         let keys: Vec<ShortStr> = self
             .bindings()
             .into_iter()
             .filter(|b| b.destination.same_as(destination))
             .map(|b| b.routing_key)
             .collect();
-        let mut removed = 0;
+        let mut removed = Vec::new();
         for key in keys {
             let words = binding_words(key.as_bytes());
-            removed += with_node(&mut self.root, &words, &mut |node: &mut Node| {
-                remove_matching(&mut node.bindings, |b| !b.destination.same_as(destination))
-            })
-            .unwrap_or(0);
+            removed.extend(
+                with_node(&mut self.root, &words, &mut |node: &mut Node| {
+                    remove_matching(&mut node.bindings, |b| !b.destination.same_as(destination))
+                })
+                .unwrap_or_default(),
+            );
         }
-        self.count -= removed;
+        self.count -= removed.len();
         removed
     }
 
@@ -311,7 +314,7 @@ mod tests {
         assert!(r.unbind(&dest, &"a.*.c".into(), &FieldTable::new()));
         assert!(!r.unbind(&dest, &"a.*.c".into(), &FieldTable::new()));
         assert_eq!(r.bindings().len(), 1);
-        assert_eq!(r.unbind_all(&dest), 1);
+        assert_eq!(r.unbind_all(&dest).len(), 1);
         assert!(r.is_empty());
         assert!(r.root.is_empty());
     }

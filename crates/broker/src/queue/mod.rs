@@ -15,14 +15,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use tracing::{error, warn};
 use warren_protocol::{FieldTable, ShortStr};
+use warren_store::{QueueLog, Recovered};
 
 use consumer::Consumer;
 pub use consumer::{ChannelOutbox, ConsumerSpec, Delivery, Outbound, NO_ACK_WINDOW};
 
 use crate::error::{resource, AmqpError, AmqpResult};
 use crate::message::Message;
+use crate::persistence::Persistence;
 use crate::ConnectionId;
+
+/// A queue keeps at most this many ready messages in RAM; the rest wait in its log on disk
+/// and are read back as the head drains. This is what bounds memory by design.
+pub const RAM_HEAD_MESSAGES: usize = 8192;
+/// ... and at most this many bytes of them.
+pub const RAM_HEAD_BYTES: usize = 16 * 1024 * 1024;
+/// How much is read back from disk at a time.
+const PAGE_IN_MESSAGES: usize = 2048;
+const PAGE_IN_BYTES: usize = 4 * 1024 * 1024;
 
 /// A message in a queue, or delivered from it and awaiting settlement.
 #[derive(Clone, Debug)]
@@ -30,6 +42,8 @@ pub struct Queued {
     pub seq: u64,
     pub message: Arc<Message>,
     pub redelivered: bool,
+    /// The message has a record in the queue's log (to be marked dead when settled).
+    pub logged: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -74,6 +88,7 @@ pub struct Queue {
     /// The connection that owns an exclusive queue.
     pub owner: Option<ConnectionId>,
     pub stats: QueueStats,
+    persistence: Option<Arc<Persistence>>,
     state: Mutex<QueueState>,
 }
 
@@ -88,12 +103,23 @@ struct QueueState {
     cursor: usize,
     next_consumer_id: u64,
     deleted: bool,
+    /// Durable queues always have a log; others get one when they first page out.
+    log: Option<QueueLog>,
+    /// Ready messages that are only on disk: seqs from `tail_from` on, in the log.
+    paged: u64,
+    tail_from: u64,
+    /// Messages up to this seq were delivered before the last restart: they come back flagged.
+    delivered_before_restart: Option<u64>,
 }
 
 impl QueueState {
     fn push_ready(&mut self, item: Queued) {
         self.ready_bytes += item.message.size();
         self.ready.push_back(item);
+    }
+
+    fn ready_count(&self) -> u32 {
+        (self.ready.len() as u64 + self.paged) as u32
     }
 
     fn pop_ready(&mut self) -> Option<Queued> {
@@ -132,19 +158,41 @@ impl QueueState {
 }
 
 impl Queue {
+    /// A queue that lives in memory only (no data directory).
     pub fn new(
         name: ShortStr,
         vhost: Arc<str>,
         config: QueueConfig,
         owner: Option<ConnectionId>,
     ) -> Arc<Queue> {
+        Self::with_log(name, vhost, config, owner, None, None)
+    }
+
+    /// A queue backed by `persistence`: durable queues get their log (recovering what it holds),
+    /// others get one only if they have to page out.
+    pub fn with_log(
+        name: ShortStr,
+        vhost: Arc<str>,
+        config: QueueConfig,
+        owner: Option<ConnectionId>,
+        persistence: Option<Arc<Persistence>>,
+        log: Option<(QueueLog, Recovered)>,
+    ) -> Arc<Queue> {
+        let mut state = QueueState::default();
+        if let Some((log, recovered)) = log {
+            state.log = Some(log);
+            state.paged = recovered.messages;
+            state.next_seq = recovered.next_seq;
+            state.delivered_before_restart = recovered.delivered;
+        }
         Arc::new(Queue {
             name,
             vhost,
             config,
             owner,
             stats: QueueStats::default(),
-            state: Mutex::default(),
+            persistence,
+            state: Mutex::new(state),
         })
     }
 
@@ -168,7 +216,7 @@ impl Queue {
     pub fn counts(&self) -> QueueCounts {
         let st = self.state.lock();
         QueueCounts {
-            ready: st.ready.len() as u32,
+            ready: st.ready_count(),
             unacked: st.unacked,
             consumers: st.consumers.len() as u32,
         }
@@ -184,25 +232,133 @@ impl Queue {
 
     /// Adds a message at the tail and delivers whatever consumers have credit for.
     /// A queue deleted meanwhile drops it, as a queue that no longer exists would.
-    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) {
+    ///
+    /// Returns the group-commit ticket the publisher must wait for before confirming
+    /// (0 when the message was not written durably).
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> u64 {
         self.stats.published.fetch_add(1, Ordering::Relaxed);
         let mut st = self.state.lock();
         if st.deleted {
-            return;
+            return 0;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.push_ready(Queued {
-            seq,
-            message,
-            redelivered: false,
-        });
+        let persist = self.config.durable && message.persistent && st.log.is_some();
+        let to_disk = self.persistence.is_some()
+            && (st.paged > 0
+                || st.ready.len() >= RAM_HEAD_MESSAGES
+                || st.ready_bytes >= RAM_HEAD_BYTES
+                || self
+                    .persistence
+                    .as_ref()
+                    .is_some_and(|p| p.memory_pressure()));
+        let mut ticket = 0;
+        let mut logged = false;
+        if persist || to_disk {
+            match self.append(&mut st, seq, persist, &message) {
+                Ok(t) => {
+                    ticket = t;
+                    logged = true;
+                }
+                // Without its record the message can still be served from RAM; a durable
+                // one then simply is not confirmed as durable (the error is logged).
+                Err(e) => error!(queue = %self.name, error = %e, "writing to the queue log failed"),
+            }
+        }
+        if to_disk && logged {
+            if st.paged == 0 {
+                st.tail_from = seq;
+            }
+            st.paged += 1;
+        } else {
+            st.push_ready(Queued {
+                seq,
+                message,
+                redelivered: false,
+                logged,
+            });
+        }
         self.dispatch(&mut st);
+        ticket
+    }
+
+    fn append(
+        &self,
+        st: &mut QueueState,
+        seq: u64,
+        persistent: bool,
+        message: &Message,
+    ) -> std::io::Result<u64> {
+        if st.log.is_none() {
+            let p = self.persistence.as_ref().expect("paging needs persistence");
+            st.log = Some(p.open_paging_log()?);
+        }
+        let mut lengths = [0u8; 6];
+        let parts = message.log_parts(&mut lengths);
+        let log = st.log.as_ref().expect("opened above");
+        // A transient message in a durable queue's log is for paging only: not persistent.
+        log.append(seq, persistent, &parts)
+    }
+
+    /// Reads the next stretch of the on-disk tail into the RAM head.
+    fn page_in(&self, st: &mut QueueState) {
+        let Some(log) = st.log.as_ref() else {
+            st.paged = 0;
+            return;
+        };
+        let records = match log.read(st.tail_from, PAGE_IN_MESSAGES, PAGE_IN_BYTES) {
+            Ok(r) => r,
+            Err(e) => {
+                error!(queue = %self.name, error = %e, "reading the queue log failed");
+                Vec::new()
+            }
+        };
+        if records.is_empty() {
+            // Records that failed their checksum were skipped: what the count promised is gone.
+            warn!(queue = %self.name, missing = st.paged, "queue log ended before its recorded length");
+            st.paged = 0;
+            return;
+        }
+        let before = st.delivered_before_restart;
+        for r in records {
+            st.tail_from = r.seq + 1;
+            st.paged = st.paged.saturating_sub(1);
+            let Some(message) = Message::from_log(r.payload, r.persistent) else {
+                warn!(queue = %self.name, seq = r.seq, "undecodable message record skipped");
+                continue;
+            };
+            let redelivered = before.is_some_and(|d| r.seq <= d);
+            st.push_ready(Queued {
+                seq: r.seq,
+                message: Arc::new(message),
+                redelivered,
+                logged: true,
+            });
+        }
+    }
+
+    fn take_ready(&self, st: &mut QueueState) -> Option<Queued> {
+        if st.ready.is_empty() && st.paged > 0 {
+            self.page_in(st);
+        }
+        let item = st.pop_ready()?;
+        if item.logged && item.message.persistent {
+            if let Some(log) = st.log.as_ref() {
+                log.delivered(item.seq);
+            }
+        }
+        Some(item)
     }
 
     /// Hands ready messages to consumers while both exist and consumers have credit.
     fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
-        while !st.ready.is_empty() {
+        while st.ready_count() > 0 {
+            if st.ready.is_empty() {
+                self.page_in(st);
+                if st.ready.is_empty() {
+                    return;
+                }
+            }
             let Some(i) = st.pick_consumer() else { return };
             st.cursor = (i + 1) % st.consumers.len();
             if !st.consumers[i].acquire() {
@@ -212,7 +368,10 @@ impl Queue {
                 }
                 continue;
             }
-            let Some(item) = st.pop_ready() else { return };
+            let Some(item) = self.take_ready(st) else {
+                return;
+            };
+            let (seq, logged) = (item.seq, item.logged);
             let consumer = &st.consumers[i];
             let no_ack = consumer.spec.no_ack;
             let delivery = Delivery {
@@ -227,6 +386,9 @@ impl Queue {
                 Ok(()) => {
                     if !no_ack {
                         st.unacked += 1;
+                    } else if logged {
+                        // Delivered without ack: settled as it leaves.
+                        self.kill_logged(st, [seq]);
                     }
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 }
@@ -298,12 +460,14 @@ impl Queue {
     /// basic.get: the head message and how many remain ready.
     pub fn get(&self, no_ack: bool) -> Option<(Queued, u32)> {
         let mut st = self.state.lock();
-        let item = st.pop_ready()?;
+        let item = self.take_ready(&mut st)?;
         if !no_ack {
             st.unacked += 1;
+        } else if item.logged {
+            self.kill_logged(&st, [item.seq]);
         }
         self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-        Some((item, st.ready.len() as u32))
+        Some((item, st.ready_count()))
     }
 
     /// Settles deliveries of this queue (one lock for a whole batch of acks), then delivers
@@ -314,6 +478,7 @@ impl Queue {
         how: Settlement,
     ) {
         let mut st = self.state.lock();
+        let mut dead: Vec<u64> = Vec::new();
         for (consumer, mut item) in deliveries {
             st.unacked = st.unacked.saturating_sub(1);
             if let Some(id) = consumer {
@@ -322,16 +487,23 @@ impl Queue {
                 }
             }
             match how {
-                Settlement::Ack => {
-                    self.stats.acked.fetch_add(1, Ordering::Relaxed);
-                }
                 Settlement::Requeue if !st.deleted => {
                     item.redelivered = true;
                     self.stats.redelivered.fetch_add(1, Ordering::Relaxed);
                     st.requeue(item);
                 }
-                Settlement::Requeue | Settlement::Discard => {}
+                _ => {
+                    if how == Settlement::Ack {
+                        self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if item.logged {
+                        dead.push(item.seq);
+                    }
+                }
             }
+        }
+        if !dead.is_empty() && !st.deleted {
+            self.kill_logged(&st, dead);
         }
         self.dispatch(&mut st);
     }
@@ -352,6 +524,15 @@ impl Queue {
         self.dispatch(&mut st);
     }
 
+    /// Marks log records dead (their messages were acked, dropped or delivered without ack).
+    fn kill_logged(&self, st: &QueueState, seqs: impl IntoIterator<Item = u64>) {
+        if let Some(log) = st.log.as_ref() {
+            if let Err(e) = log.kill(seqs) {
+                error!(queue = %self.name, error = %e, "recording acks in the queue journal failed");
+            }
+        }
+    }
+
     /// A no-ack consumer's deliveries reached the socket: their window slots are free again.
     pub fn written(self: &Arc<Self>, consumer: u64, n: u32) {
         let mut st = self.state.lock();
@@ -364,19 +545,53 @@ impl Queue {
     /// Drops every ready message; returns how many there were.
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
-        let n = st.ready.len() as u32;
+        let n = st.ready_count();
+        let logged: Vec<u64> = st
+            .ready
+            .iter()
+            .filter(|q| q.logged)
+            .map(|q| q.seq)
+            .collect();
         st.ready.clear();
         st.ready_bytes = 0;
+        if !logged.is_empty() {
+            self.kill_logged(&st, logged);
+        }
+        if st.paged > 0 {
+            if let Some(log) = st.log.as_ref() {
+                if let Err(e) = log.kill_range(st.tail_from, st.next_seq) {
+                    error!(queue = %self.name, error = %e, "purging the queue log failed");
+                }
+            }
+            st.paged = 0;
+        }
         n
+    }
+
+    /// Bytes of this queue's log on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.state.lock().log.as_ref().map_or(0, |l| l.disk_bytes())
+    }
+
+    /// Writes buffered log records out (clean shutdown).
+    pub fn flush_log(&self) {
+        if let Some(log) = self.state.lock().log.as_ref() {
+            let _ = log.flush();
+        }
     }
 
     /// Marks the queue deleted and tells its consumers. Returns the ready count it had.
     pub(crate) fn mark_deleted(&self) -> u32 {
         let mut st = self.state.lock();
         st.deleted = true;
-        let n = st.ready.len() as u32;
+        let n = st.ready_count();
         st.ready.clear();
         st.ready_bytes = 0;
+        st.paged = 0;
+        if let Some(log) = st.log.take() {
+            // Files are closed before removal, so their space comes back now.
+            log.destroy();
+        }
         for c in st.consumers.drain(..) {
             let _ = c.spec.outbox.send(Outbound::ConsumerCancelled {
                 channel: c.spec.outbox.channel,
@@ -463,7 +678,7 @@ mod tests {
         }
         let id = q.add_consumer(consumer(&outbox, 2)).unwrap();
         let got = drain(&mut rx);
-        assert!(q.remove_consumer(id) == false);
+        assert!(!q.remove_consumer(id));
         q.settle(
             got.into_iter().map(|d| (Some(d.consumer_id), d.item)).rev(),
             Settlement::Requeue,

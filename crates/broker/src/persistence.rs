@@ -1,0 +1,206 @@
+//! What the broker keeps on disk, and where: definitions in one log, each durable queue's
+//! messages in a directory of its own, and paging space for long transient queues.
+//!
+//! Definitions are JSON values under keys `kind \0 vhost \0 name...`; field tables (arguments)
+//! are stored as their AMQP encoding in base64, which round-trips every value type exactly.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::error;
+use warren_protocol::FieldTable;
+use warren_store::{DefinitionsLog, QueueLog, Recovered, Syncer};
+
+pub struct Persistence {
+    pub data_dir: PathBuf,
+    pub syncer: Arc<Syncer>,
+    definitions: Mutex<DefinitionsLog>,
+    next_spill: AtomicU64,
+    /// Set while memory use is high: queues keep new messages on disk rather than in RAM.
+    memory_pressure: AtomicBool,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct VhostDef {
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct UserDef {
+    pub name: String,
+    pub password_hash: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct PermissionDef {
+    pub vhost: String,
+    pub user: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ExchangeDef {
+    pub vhost: String,
+    pub name: String,
+    pub kind: String,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct QueueDef {
+    pub vhost: String,
+    pub name: String,
+    pub auto_delete: bool,
+    pub arguments: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct BindingDef {
+    pub vhost: String,
+    pub source: String,
+    pub destination: String,
+    /// "queue" or "exchange".
+    pub destination_type: String,
+    pub routing_key: String,
+    pub arguments: String,
+}
+
+/// Everything the definitions log held at startup, by kind.
+#[derive(Default)]
+pub struct Definitions {
+    pub vhosts: Vec<VhostDef>,
+    pub users: Vec<UserDef>,
+    pub permissions: Vec<PermissionDef>,
+    pub exchanges: Vec<ExchangeDef>,
+    pub queues: Vec<QueueDef>,
+    pub bindings: Vec<BindingDef>,
+}
+
+impl Definitions {
+    pub fn is_empty(&self) -> bool {
+        self.vhosts.is_empty() && self.users.is_empty()
+    }
+}
+
+pub fn key(parts: &[&str]) -> Vec<u8> {
+    parts.join("\0").into_bytes()
+}
+
+pub fn encode_table(t: &FieldTable) -> String {
+    let mut b = BytesMut::new();
+    t.encode(&mut b);
+    STANDARD.encode(&b)
+}
+
+pub fn decode_table(s: &str) -> FieldTable {
+    STANDARD
+        .decode(s)
+        .ok()
+        .and_then(|raw| FieldTable::decode_from(&mut Bytes::from(raw)).ok())
+        .unwrap_or_default()
+}
+
+impl Persistence {
+    /// Opens the data directory, recovering the definitions. Paging space left by a previous
+    /// run is wiped: transient messages do not survive a restart.
+    pub fn open(data_dir: &Path) -> io::Result<(Arc<Persistence>, Definitions)> {
+        std::fs::create_dir_all(data_dir.join("queues"))?;
+        let spill = data_dir.join("paging");
+        if spill.exists() {
+            std::fs::remove_dir_all(&spill)?;
+        }
+        std::fs::create_dir_all(&spill)?;
+        let (log, entries) = DefinitionsLog::open(&data_dir.join("definitions.log"))?;
+        let defs = parse(entries);
+        let p = Persistence {
+            data_dir: data_dir.to_path_buf(),
+            syncer: Syncer::start(),
+            definitions: Mutex::new(log),
+            next_spill: AtomicU64::new(0),
+            memory_pressure: AtomicBool::new(false),
+        };
+        Ok((Arc::new(p), defs))
+    }
+
+    pub fn put(&self, key: &[u8], value: &impl Serialize) {
+        let json = serde_json::to_vec(value).expect("definitions serialize");
+        if let Err(e) = self.definitions.lock().put(key, &json) {
+            error!(error = %e, "writing a definition failed; it will not survive a restart");
+        }
+    }
+
+    pub fn delete(&self, key: &[u8]) {
+        if let Err(e) = self.definitions.lock().delete(key) {
+            error!(error = %e, "deleting a definition failed");
+        }
+    }
+
+    /// A durable queue's directory: named by a hash, since names may be 255 bytes of anything.
+    pub fn queue_dir(&self, vhost: &str, name: &[u8]) -> PathBuf {
+        let mut h = Sha256::new();
+        h.update(vhost.as_bytes());
+        h.update([0]);
+        h.update(name);
+        let digest = h.finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        self.data_dir.join("queues").join(hex)
+    }
+
+    pub fn open_queue_log(&self, vhost: &str, name: &[u8]) -> io::Result<(QueueLog, Recovered)> {
+        QueueLog::open(&self.queue_dir(vhost, name), true, self.syncer.clone())
+    }
+
+    /// A fresh paging log for a transient queue that outgrew its RAM allowance.
+    pub fn open_paging_log(&self) -> io::Result<QueueLog> {
+        let n = self.next_spill.fetch_add(1, Ordering::Relaxed);
+        let dir = self.data_dir.join("paging").join(n.to_string());
+        QueueLog::open(&dir, false, self.syncer.clone()).map(|(log, _)| log)
+    }
+
+    pub fn set_memory_pressure(&self, on: bool) {
+        self.memory_pressure.store(on, Ordering::Relaxed);
+    }
+
+    pub fn memory_pressure(&self) -> bool {
+        self.memory_pressure.load(Ordering::Relaxed)
+    }
+
+    /// Flushes and stops the group-commit thread (clean shutdown).
+    pub fn shutdown(&self) {
+        self.syncer.shutdown();
+    }
+}
+
+fn parse(entries: BTreeMap<Vec<u8>, Vec<u8>>) -> Definitions {
+    let mut d = Definitions::default();
+    for (k, v) in entries {
+        let kind = k.split(|&b| b == 0).next().unwrap_or_default();
+        let ok = match kind {
+            b"vhost" => serde_json::from_slice(&v).map(|x| d.vhosts.push(x)),
+            b"user" => serde_json::from_slice(&v).map(|x| d.users.push(x)),
+            b"permission" => serde_json::from_slice(&v).map(|x| d.permissions.push(x)),
+            b"exchange" => serde_json::from_slice(&v).map(|x| d.exchanges.push(x)),
+            b"queue" => serde_json::from_slice(&v).map(|x| d.queues.push(x)),
+            b"binding" => serde_json::from_slice(&v).map(|x| d.bindings.push(x)),
+            _ => Ok(()),
+        };
+        if let Err(e) = ok {
+            error!(key = %String::from_utf8_lossy(&k), error = %e, "unreadable definition skipped");
+        }
+    }
+    d
+}
