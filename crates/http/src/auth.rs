@@ -62,7 +62,7 @@ impl FromRequestParts<AppState> for AuthUser {
             info!(user = %name, "HTTP access denied: invalid credentials");
             return Err(ApiError::not_authorised("Login failed"));
         };
-        if broker.config.loopback_users.iter().any(|u| *u == user.name) {
+        if broker.config.loopback_users.contains(&user.name) {
             let loopback = parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()

@@ -116,11 +116,14 @@ pub fn respond<T: Listable>(mut items: Vec<T>, q: &ListQuery) -> ApiResult<Respo
     if paged {
         if let Some(filter) = q.name.as_deref().filter(|f| !f.is_empty()) {
             if truthy(&q.use_regex) {
-                let re = regex::RegexBuilder::new(filter)
+                // Bytes and ASCII case folding: the Unicode tables are not compiled in, and
+                // names are bytes to AMQP anyway.
+                let re = regex::bytes::RegexBuilder::new(filter)
+                    .unicode(false)
                     .case_insensitive(true)
                     .build()
                     .map_err(|e| ApiError::bad_request(format!("invalid regex: {e}")))?;
-                items.retain(|i| re.is_match(i.name()));
+                items.retain(|i| re.is_match(i.name().as_bytes()));
             } else {
                 let needle = filter.to_lowercase();
                 items.retain(|i| i.name().to_lowercase().contains(&needle));

@@ -10,6 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use warren_broker::queue::QueueCounts;
+
 use crate::{system, AppState, RABBITMQ_COMPAT_VERSION};
 
 pub fn router() -> Router<AppState> {
@@ -216,33 +218,35 @@ fn common(state: &AppState, out: &mut Out, sums: &QueueSums) {
     );
 }
 
+/// One queue's numbers.
+struct QueueRow {
+    vhost: String,
+    name: String,
+    counts: QueueCounts,
+    ready_bytes: u64,
+    published: u64,
+}
+
 /// Every queue, with its vhost, and the sums over them.
-fn queues(
-    state: &AppState,
-) -> (
-    Vec<(String, warren_broker::queue::QueueCounts, u64, u64, String)>,
-    QueueSums,
-) {
+fn queues(state: &AppState) -> (Vec<QueueRow>, QueueSums) {
     let mut rows = Vec::new();
     let mut sums = QueueSums::default();
     for vhost in state.broker.vhosts() {
         for q in vhost.queues() {
-            let c = q.counts();
-            let bytes = q.ready_bytes() as u64;
-            let published = q.stats.published.load(Ordering::Relaxed);
+            let row = QueueRow {
+                vhost: vhost.name.to_string(),
+                name: crate::convert::short_str(&q.name),
+                counts: q.counts(),
+                ready_bytes: q.ready_bytes() as u64,
+                published: q.stats.published.load(Ordering::Relaxed),
+            };
             sums.queues += 1;
-            sums.ready += c.ready as u64;
-            sums.unacked += c.unacked as u64;
-            sums.consumers += c.consumers as u64;
-            sums.ready_bytes += bytes;
-            sums.published += published;
-            rows.push((
-                vhost.name.to_string(),
-                c,
-                bytes,
-                published,
-                crate::convert::short_str(&q.name),
-            ));
+            sums.ready += row.counts.ready as u64;
+            sums.unacked += row.counts.unacked as u64;
+            sums.consumers += row.counts.consumers as u64;
+            sums.ready_bytes += row.ready_bytes;
+            sums.published += row.published;
+            rows.push(row);
         }
     }
     (rows, sums)
@@ -302,51 +306,57 @@ async fn per_object(State(state): State<AppState>) -> impl IntoResponse {
     common(&state, &mut out, &sums);
     let labels: Vec<String> = rows
         .iter()
-        .map(|(v, _, _, _, q)| format!("vhost=\"{}\",queue=\"{}\"", escape(v), escape(q)))
+        .map(|r| {
+            format!(
+                "vhost=\"{}\",queue=\"{}\"",
+                escape(&r.vhost),
+                escape(&r.name)
+            )
+        })
         .collect();
-    type Getter = fn(&warren_broker::queue::QueueCounts, u64, u64) -> u64;
+    type Getter = fn(&QueueRow) -> u64;
     let families: [(&str, &str, &str, Getter); 6] = [
         (
             "rabbitmq_queue_messages_ready",
             "gauge",
             "Messages ready to be delivered to consumers",
-            |c, _, _| c.ready as u64,
+            |r| r.counts.ready as u64,
         ),
         (
             "rabbitmq_queue_messages_unacked",
             "gauge",
             "Messages delivered to consumers but not yet acknowledged",
-            |c, _, _| c.unacked as u64,
+            |r| r.counts.unacked as u64,
         ),
         (
             "rabbitmq_queue_messages",
             "gauge",
             "Sum of ready and unacknowledged messages - total queue depth",
-            |c, _, _| c.ready as u64 + c.unacked as u64,
+            |r| r.counts.ready as u64 + r.counts.unacked as u64,
         ),
         (
             "rabbitmq_queue_consumers",
             "gauge",
             "Consumers on a queue",
-            |c, _, _| c.consumers as u64,
+            |r| r.counts.consumers as u64,
         ),
         (
             "rabbitmq_queue_messages_ready_bytes",
             "gauge",
             "Size in bytes of ready messages",
-            |_, b, _| b,
+            |r| r.ready_bytes,
         ),
         (
             "rabbitmq_queue_messages_published_total",
             "counter",
             "Total number of messages published to queues",
-            |_, _, p| p,
+            |r| r.published,
         ),
     ];
     for (name, kind, help, get) in families {
         out.family(name, kind, help);
-        for ((_, c, bytes, published, _), l) in rows.iter().zip(&labels) {
-            out.sample(name, l, get(c, *bytes, *published));
+        for (r, l) in rows.iter().zip(&labels) {
+            out.sample(name, l, get(r));
         }
     }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], out.0)

@@ -84,8 +84,8 @@ fn topology(vhost: &VHost, with_vhost: bool) -> (Vec<Value>, Vec<Value>, Vec<Val
         })
         .collect();
     let bindings = vhost_bindings(vhost, |b| {
-        !b.source.is_empty()
-            && !(b.destination_type == "queue" && exclusive.contains(&b.destination))
+        let to_exclusive = b.destination_type == "queue" && exclusive.contains(&b.destination);
+        !b.source.is_empty() && !to_exclusive
     })
     .into_iter()
     .map(|b| {
