@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::alarms::Alarms;
 use crate::auth::{AccessControl, Permissions, User};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
 use crate::persistence::{self, Definitions, Persistence, VhostDef};
@@ -42,6 +43,8 @@ pub struct Broker {
     pub access: AccessControl,
     /// Open client connections (for the management API, metrics and forced closes).
     pub connections: ConnectionRegistry,
+    /// Memory and disk alarms; publishers are blocked while one is on.
+    pub alarms: Alarms,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     next_connection: AtomicU64,
     /// The data directory; None for a broker that keeps everything in memory (tests).
@@ -61,6 +64,7 @@ impl Broker {
         Broker {
             access: AccessControl::new(persistence.clone()),
             connections: ConnectionRegistry::default(),
+            alarms: Alarms::default(),
             vhosts: RwLock::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
             persistence,

@@ -4,6 +4,7 @@
 //! It knows nothing about sockets or HTTP. Callers hand it decoded commands; queues hand
 //! deliveries to consumers through a [`queue::ChannelOutbox`], whatever serves that channel.
 
+pub mod alarms;
 pub mod auth;
 mod broker;
 pub mod error;

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, info_span, warn, Instrument};
+use warren_broker::alarms::AlarmState;
 use warren_broker::auth::User;
 use warren_broker::registry::{
     ClientInfo, ConnectionInfo, ConnectionStats, Control, NewConnection,
@@ -68,6 +69,7 @@ impl From<std::io::Error> for Stop {
 struct ClientCapabilities {
     consumer_cancel_notify: bool,
     authentication_failure_close: bool,
+    connection_blocked: bool,
 }
 
 struct Connection {
@@ -102,6 +104,10 @@ struct Connection {
     durable_rx: Option<watch::Receiver<u64>>,
     /// No-ack deliveries written this turn: their queues get the window slots back.
     written_no_ack: Vec<(Arc<Queue>, u64)>,
+    /// The client has published; such connections are blocked during resource alarms.
+    published: bool,
+    /// Blocked by a resource alarm: the socket is not read until it clears.
+    blocked: bool,
     last_received: Instant,
     last_sent: Instant,
     closing_since: Option<Instant>,
@@ -147,6 +153,8 @@ pub async fn run(
             outbox_rx,
             durable_rx: None,
             written_no_ack: Vec::new(),
+            published: false,
+            blocked: false,
             last_received: now,
             last_sent: now,
             closing_since: None,
@@ -199,6 +207,7 @@ impl Connection {
             .method(0, &Method::ConnectionStart(connection_start()));
 
         self.durable_rx = self.broker.durability();
+        let mut alarms = self.broker.alarms.subscribe();
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -222,8 +231,12 @@ impl Connection {
             }
             let receiving = matches!(self.phase, Phase::Open | Phase::Closing);
             let awaiting_disk = self.channels.values().any(Channel::awaits_durability);
+            if self.update_blocked(*alarms.borrow_and_update()) {
+                continue; // write the (un)blocked notification first
+            }
+            let reading = !self.blocked;
             tokio::select! {
-                read = reader.read_buf(&mut self.read_buf) => {
+                read = reader.read_buf(&mut self.read_buf), if reading => {
                     match read {
                         Ok(0) => return Err("client closed the socket".into()),
                         Ok(n) => {
@@ -260,6 +273,7 @@ impl Connection {
                     }
                 }
                 _ = wait_durable(&mut self.durable_rx), if awaiting_disk => {}
+                _ = alarms.changed() => {}
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() && self.phase != Phase::Closing {
                         let e = AmqpError::new(ReplyCode::ConnectionForced, "broker forced connection closure with reason 'shutdown'");
@@ -268,6 +282,32 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Blocks a publishing connection while a resource alarm is on (it is then not read, which
+    /// is what holds the publisher back), and unblocks it when the alarm clears. Clients that
+    /// announced the `connection.blocked` capability are told. Returns whether that changed.
+    fn update_blocked(&mut self, alarm: AlarmState) -> bool {
+        let block = alarm.any() && self.published && self.phase == Phase::Open;
+        if block == self.blocked {
+            return false;
+        }
+        self.blocked = block;
+        if block {
+            info!(reason = alarm.reason(), "blocking a publishing connection");
+            if self.capabilities.connection_blocked {
+                let reason = ShortStr::from_static(alarm.reason());
+                self.out
+                    .method(0, &Method::ConnectionBlocked(ConnectionBlocked { reason }));
+            }
+        } else {
+            info!("unblocking a publishing connection");
+            if self.capabilities.connection_blocked {
+                self.out
+                    .method(0, &Method::ConnectionUnblocked(ConnectionUnblocked));
+            }
+        }
+        true
     }
 
     /// Turns a stop into connection.close (then waits for close-ok) or an immediate end.
@@ -343,7 +383,9 @@ impl Connection {
             }
             _ => {}
         }
-        if self.heartbeat > 0 {
+        // A blocked connection is not read, so its heartbeats are not seen: as RabbitMQ, do not
+        // hold that against it.
+        if self.heartbeat > 0 && !self.blocked {
             let interval = Duration::from_secs(self.heartbeat as u64);
             // RabbitMQ's rule: a peer that sent nothing for two intervals is gone.
             if now - self.last_received > interval * 2 {
@@ -477,6 +519,7 @@ impl Connection {
             self.capabilities = ClientCapabilities {
                 consumer_cancel_notify: flag("consumer_cancel_notify"),
                 authentication_failure_close: flag("authentication_failure_close"),
+                connection_blocked: flag("connection.blocked"),
             };
         }
         let mechanism = m.mechanism.to_string();
@@ -598,6 +641,9 @@ impl Connection {
     // ---- channels -------------------------------------------------------------------------
 
     fn on_channel_method(&mut self, id: u16, method: Method) -> Result<(), Stop> {
+        if matches!(method, Method::BasicPublish(_)) {
+            self.published = true;
+        }
         let (class_id, method_id) = method.id();
         if class_id == 10 {
             let e = AmqpError::new(

@@ -1,6 +1,7 @@
 //! `warren`: the broker, and its tools as subcommands.
 
 mod http;
+mod monitor;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Generate load against a broker and report rates and latencies.
     Perf(Box<warren_perf::PerfArgs>),
+    /// Administer a running broker: rabbitmqctl's verbs over the management API.
+    Ctl(Box<warren_cli::CtlArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,5 +36,6 @@ fn main() -> std::process::ExitCode {
         None => serve::run(cli.serve),
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Perf(args)) => warren_perf::main(*args),
+        Some(Command::Ctl(args)) => warren_cli::main(*args),
     }
 }

@@ -33,6 +33,16 @@ pub struct ServeArgs {
     /// Let the default user log in from any address, not only loopback.
     #[arg(long, env = "WARREN_ALLOW_REMOTE_GUEST")]
     pub allow_remote_guest: bool,
+    /// Memory limit as a fraction of the machine's RAM (RabbitMQ's vm_memory_high_watermark).
+    /// Above it publishers are blocked; above half of it queues page new messages to disk.
+    #[arg(long, env = "WARREN_MEMORY_HIGH_WATERMARK", default_value_t = 0.4)]
+    pub memory_high_watermark: f64,
+    /// Absolute memory limit in bytes (overrides --memory-high-watermark).
+    #[arg(long, env = "WARREN_MEMORY_LIMIT")]
+    pub memory_limit: Option<u64>,
+    /// Free disk below which publishers are blocked, in bytes (RabbitMQ: 50 MB).
+    #[arg(long, env = "WARREN_DISK_FREE_LIMIT", default_value_t = 50_000_000)]
+    pub disk_free_limit: u64,
     /// Log filter, e.g. `info` or `warren_server=debug`.
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
@@ -77,6 +87,23 @@ async fn serve(args: ServeArgs) -> ExitCode {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered the data directory"
     );
+    let memory_bytes = args.memory_limit.unwrap_or_else(|| {
+        let total = crate::monitor::total_memory().unwrap_or(4 << 30);
+        (total as f64 * args.memory_high_watermark) as u64
+    });
+    info!(
+        memory_limit = memory_bytes,
+        disk_free_limit = args.disk_free_limit,
+        "resource limits"
+    );
+    let monitor = crate::monitor::spawn(
+        broker.clone(),
+        crate::monitor::Limits {
+            memory_bytes,
+            disk_free_bytes: args.disk_free_limit,
+            data_dir: args.data_dir.clone(),
+        },
+    );
     let server_config = ServerConfig {
         heartbeat: args.heartbeat,
         ..ServerConfig::default()
@@ -108,6 +135,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     http.stopped().await;
     // Give connections a moment to send their connection.close and hand back deliveries.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    monitor.abort();
     broker.shutdown();
     ExitCode::SUCCESS
 }

@@ -47,6 +47,7 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 /// A Warren serving on 127.0.0.1:`port` until the test (and its runtime) ends.
 pub struct TestServer {
     pub port: u16,
+    pub broker: std::sync::Arc<Broker>,
     stop: watch::Sender<bool>,
 }
 
@@ -61,8 +62,13 @@ pub async fn start_with(config: ServerConfig) -> TestServer {
     let port = listener.local_addr().unwrap().port();
     let broker = Broker::new(BrokerConfig::default());
     let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(warren_server::serve(listener, broker, config, stop_rx));
-    TestServer { port, stop }
+    tokio::spawn(warren_server::serve(
+        listener,
+        broker.clone(),
+        config,
+        stop_rx,
+    ));
+    TestServer { port, broker, stop }
 }
 
 impl TestServer {
@@ -520,6 +526,7 @@ impl Raw {
         let mut caps = FieldTable::new();
         caps.insert("authentication_failure_close", true);
         caps.insert("consumer_cancel_notify", true);
+        caps.insert("connection.blocked", true);
         let mut props = FieldTable::new();
         props.insert("product", "warren e2e raw client");
         props.insert("capabilities", FieldValue::Table(caps));

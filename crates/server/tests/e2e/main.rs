@@ -4,6 +4,7 @@
 
 mod common;
 
+mod alarms;
 mod basic;
 mod confirms_tx_rpc;
 mod errors;

@@ -1,0 +1,96 @@
+//! Samples the broker's memory use and the data directory's free disk, and raises or clears
+//! the broker's alarms (RabbitMQ's memory high watermark and disk free limit).
+//!
+//! Memory is the process's resident set as the kernel reports it: what an operator sees and
+//! what the OOM killer acts on. Above half the limit, queues start keeping new messages on
+//! disk instead of in RAM (RabbitMQ's paging threshold), so the alarm is a last resort.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+use warren_broker::Broker;
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub disk_free_bytes: u64,
+    pub data_dir: PathBuf,
+}
+
+/// Bytes of RAM on the machine (MemTotal), if it can be read.
+pub fn total_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The process's resident set size in bytes.
+pub fn resident_memory() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions; it only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(4096) as u64)
+}
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+pub fn free_disk(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+pub fn spawn(broker: Arc<Broker>, limits: Limits) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let (mut memory_alarm, mut disk_alarm, mut paging) = (false, false, false);
+        loop {
+            tick.tick().await;
+            if let Some(rss) = resident_memory() {
+                let over = rss > limits.memory_bytes;
+                if over != memory_alarm {
+                    memory_alarm = over;
+                    if over {
+                        warn!(
+                            rss,
+                            limit = limits.memory_bytes,
+                            "memory alarm set: publishers are blocked"
+                        );
+                    } else {
+                        info!(rss, limit = limits.memory_bytes, "memory alarm cleared");
+                    }
+                    broker.alarms.set_memory(over);
+                }
+                let page = rss > limits.memory_bytes / 2;
+                if page != paging {
+                    paging = page;
+                    broker.set_memory_pressure(page);
+                }
+            }
+            if let Some(free) = free_disk(&limits.data_dir) {
+                let under = free < limits.disk_free_bytes;
+                if under != disk_alarm {
+                    disk_alarm = under;
+                    if under {
+                        warn!(
+                            free,
+                            limit = limits.disk_free_bytes,
+                            "disk alarm set: publishers are blocked"
+                        );
+                    } else {
+                        info!(free, limit = limits.disk_free_bytes, "disk alarm cleared");
+                    }
+                    broker.alarms.set_disk(under);
+                }
+            }
+        }
+    })
+}
