@@ -230,6 +230,15 @@ impl Queue {
         self.state.lock().deleted
     }
 
+    /// The connections (and channels) this queue's consumers are on, for the management API.
+    pub fn consumer_channels(&self) -> Vec<(ConnectionId, u16)> {
+        let st = self.state.lock();
+        st.consumers
+            .iter()
+            .map(|c| (c.spec.outbox.connection, c.spec.outbox.channel))
+            .collect()
+    }
+
     /// Adds a message at the tail and delivers whatever consumers have credit for.
     /// A queue deleted meanwhile drops it, as a queue that no longer exists would.
     ///

@@ -44,7 +44,7 @@ fn topology(vhost: &VHost, with_vhost: bool) -> (Vec<Value>, Vec<Value>, Vec<Val
         .filter(|q| !q.config.exclusive)
         .collect();
     queues.sort_by(|a, b| a.name.cmp(&b.name));
-    let exclusive: Vec<String> = vhost
+    let exclusive: std::collections::HashSet<String> = vhost
         .queues()
         .iter()
         .filter(|q| q.config.exclusive)

@@ -204,8 +204,12 @@ pub async fn show(
     let mut v = serde_json::to_value(queue_json(&state, &vhost.name, &q))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut consumers = Vec::new();
-    if q.counts().consumers > 0 {
-        for (conn, channel) in collect_channels(&state, |c| *c.vhost == *vhost.name).await {
+    // Only the connections this queue's consumers are on are asked.
+    let on = q.consumer_channels();
+    if !on.is_empty() {
+        for (conn, channel) in
+            collect_channels(&state, |c| on.iter().any(|(id, _)| *id == c.id)).await
+        {
             for c in &channel.consumers {
                 if c.queue == q.name {
                     consumers.push(consumer_json(&state, &conn, &channel, c));
