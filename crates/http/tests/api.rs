@@ -371,6 +371,13 @@ fn overview_nodes_and_health() {
         json!({"status": "ok"})
     );
     assert_eq!(h.get("/api/no/such/thing").status, 404);
+    h.broker.alarms.set_memory(true);
+    let r = h.get("/api/health/checks/alarms");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["alarms"][0]["resource"], "memory");
+    assert_eq!(h.get("/api/nodes").json()[0]["mem_alarm"], true);
+    h.broker.alarms.set_memory(false);
+    assert_eq!(h.get("/api/health/checks/alarms").status, 200);
 }
 
 #[test]

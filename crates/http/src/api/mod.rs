@@ -51,8 +51,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/operator-policies", get(o::empty_list))
         .route("/api/global-parameters", get(o::empty_list))
         .route("/api/topic-permissions", get(o::empty_list))
-        .route("/api/health/checks/alarms", get(o::health_ok))
-        .route("/api/health/checks/local-alarms", get(o::health_ok))
+        .route("/api/health/checks/alarms", get(o::health_alarms))
+        .route("/api/health/checks/local-alarms", get(o::health_alarms))
         .route("/api/health/checks/virtual-hosts", get(o::health_ok))
         .route(
             "/api/health/checks/node-is-quorum-critical",

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use warren_broker::auth::Access;
 use warren_broker::queue::QueueConfig;
@@ -203,6 +203,7 @@ pub async fn empty_list_in_vhost(
 }
 
 fn node_json(state: &AppState) -> Value {
+    let alarms = state.broker.alarms.state();
     let uptime = state.started.elapsed().as_millis() as u64;
     let total = system::total_memory();
     json!({
@@ -215,9 +216,9 @@ fn node_json(state: &AppState) -> Value {
         "mem_used_details": Rate::default(),
         // RabbitMQ's default high watermark: 40% of RAM.
         "mem_limit": total * 2 / 5,
-        "mem_alarm": false,
+        "mem_alarm": alarms.memory,
         "disk_free_limit": 50_000_000u64,
-        "disk_free_alarm": false,
+        "disk_free_alarm": alarms.disk,
         "fd_used": system::open_fds(),
         "fd_total": system::max_fds(),
         "sockets_used": state.broker.connections.len(),
@@ -264,6 +265,32 @@ pub async fn node(
 
 pub async fn health_ok(_user: AuthUser) -> Response {
     json(json!({"status": "ok"}))
+}
+
+/// 200 `{"status": "ok"}`, or 503 with the alarms in effect, as RabbitMQ answers.
+pub async fn health_alarms(State(state): State<AppState>, _user: AuthUser) -> Response {
+    let alarms = state.broker.alarms.state();
+    if !alarms.any() {
+        return json(json!({"status": "ok"}));
+    }
+    let node = &state.config.node_name;
+    let mut list = Vec::new();
+    if alarms.memory {
+        list.push(json!({"node": node, "resource": "memory"}));
+    }
+    if alarms.disk {
+        list.push(json!({"node": node, "resource": "disk"}));
+    }
+    let body = json!({
+        "status": "failed",
+        "reason": "There are alarms in effect in the cluster",
+        "alarms": list,
+    });
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 pub async fn health_port_listener(
