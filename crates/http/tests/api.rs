@@ -965,3 +965,30 @@ fn connections_channels_consumers_and_forced_close() {
     assert_eq!(o["object_totals"]["connections"], 0);
     assert!(o["churn_rates"]["connection_closed"].as_u64().unwrap() >= 2);
 }
+
+#[test]
+fn guest_is_refused_from_a_non_loopback_address() {
+    let h = start();
+    h.add_user("ops", "pw", "administrator");
+    // The same API, but every request appears to come from 10.1.2.3.
+    let state = AppState::new(h.broker.clone(), HttpConfig::default());
+    let remote = std::net::SocketAddr::from(([10, 1, 2, 3], 40000));
+    let port = h.rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = state
+            .router()
+            .layer(axum::extract::connect_info::MockConnectInfo(remote));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        port
+    });
+    let remote_h = Harness {
+        base: format!("http://127.0.0.1:{port}"),
+        ..h
+    };
+    let r = remote_h.request("GET", "/api/overview", Some(ADMIN), None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["reason"], "User can only log in via localhost");
+    let r = remote_h.request("GET", "/api/overview", Some(("ops", "pw")), None);
+    assert_eq!(r.status, 200);
+}
