@@ -89,6 +89,8 @@ pub struct Channel {
     /// Publishes not yet confirmed: (publish sequence number, group-commit ticket to wait for).
     /// Tickets are 0 for messages that needed no fsync.
     pub unconfirmed: VecDeque<(u64, u64)>,
+    /// tx.commit-oks owed once their group-commit tickets are durable.
+    commits_awaiting_disk: VecDeque<u64>,
     tx: Option<TxState>,
     last_queue: Option<ShortStr>,
     /// The hidden queue behind this channel's direct reply-to consumer.
@@ -111,6 +113,7 @@ impl Channel {
             consumer_prefetch: 0,
             confirm_next: None,
             unconfirmed: VecDeque::new(),
+            commits_awaiting_disk: VecDeque::new(),
             tx: None,
             last_queue: None,
             reply_queue: None,
@@ -350,8 +353,9 @@ impl Channel {
                         "channel is not transactional",
                     ));
                 };
-                self.commit(tx, ctx)?;
-                ctx.out.method(self.id, &Method::TxCommitOk(TxCommitOk));
+                let ticket = self.commit(tx, ctx)?;
+                // As with confirms: commit-ok promises the persistent messages are on disk.
+                self.commits_awaiting_disk.push_back(ticket);
                 Ok(())
             }
             Method::TxRollback(_) => {
@@ -543,9 +547,9 @@ impl Channel {
         Ok(ticket)
     }
 
-    /// The highest publish sequence number that can be confirmed now that group commits up
-    /// to `durable` are on disk (confirms are cumulative, so they go out in order).
-    pub fn confirmable(&mut self, durable: u64) -> Option<u64> {
+    /// Writes the replies that were waiting for group commits up to `durable` to reach the
+    /// disk: one cumulative basic.ack for the confirmable publishes, and tx.commit-oks.
+    pub fn write_durable_replies(&mut self, durable: u64, out: &mut Writer) {
         let mut last = None;
         while let Some(&(seq, ticket)) = self.unconfirmed.front() {
             if ticket > durable {
@@ -554,11 +558,27 @@ impl Channel {
             last = Some(seq);
             self.unconfirmed.pop_front();
         }
-        last
+        if let Some(seq) = last {
+            out.method(
+                self.id,
+                &Method::BasicAck(BasicAck {
+                    delivery_tag: seq,
+                    multiple: true,
+                }),
+            );
+        }
+        while self
+            .commits_awaiting_disk
+            .front()
+            .is_some_and(|&t| t <= durable)
+        {
+            self.commits_awaiting_disk.pop_front();
+            out.method(self.id, &Method::TxCommitOk(TxCommitOk));
+        }
     }
 
     pub fn awaits_durability(&self) -> bool {
-        !self.unconfirmed.is_empty()
+        !self.unconfirmed.is_empty() || !self.commits_awaiting_disk.is_empty()
     }
 
     /// A request with `reply_to = amq.rabbitmq.reply-to` gets this channel's private reply
@@ -590,14 +610,17 @@ impl Channel {
         Ok(out.freeze())
     }
 
-    fn commit(&mut self, tx: TxState, ctx: &mut Ctx) -> AmqpResult<()> {
+    /// Applies a transaction; returns the group-commit ticket its publishes need.
+    fn commit(&mut self, tx: TxState, ctx: &mut Ctx) -> AmqpResult<u64> {
+        let mut ticket = 0;
         for p in tx.publishes {
-            self.route_and_enqueue(&p.exchange, p.mandatory, p.message, ctx)?;
+            ticket =
+                ticket.max(self.route_and_enqueue(&p.exchange, p.mandatory, p.message, ctx)?);
         }
         for (tag, multiple, how) in tx.settlements {
             self.settle_now(tag, multiple, how, ctx)?;
         }
-        Ok(())
+        Ok(ticket)
     }
 
     // ---- consuming ----------------------------------------------------------------------

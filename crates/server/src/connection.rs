@@ -782,9 +782,7 @@ impl Connection {
             channel.closing = true;
             // Confirms for publishes before the error are still owed, as far as they are safe.
             let durable = self.durable_rx.as_ref().map_or(u64::MAX, |rx| *rx.borrow());
-            if let Some(seq) = channel.confirmable(durable) {
-                self.out.method(id, &confirm_ack(seq));
-            }
+            channel.write_durable_replies(durable, &mut self.out);
         }
         self.out.method(
             id,
@@ -839,9 +837,7 @@ impl Connection {
             .as_mut()
             .map_or(u64::MAX, |rx| *rx.borrow_and_update());
         for channel in self.channels.values_mut() {
-            if let Some(seq) = channel.confirmable(durable) {
-                self.out.method(channel.id, &confirm_ack(seq));
-            }
+            channel.write_durable_replies(durable, &mut self.out);
         }
     }
 
@@ -908,13 +904,6 @@ async fn wait_durable(rx: &mut Option<watch::Receiver<u64>>) {
 
 fn return_unsent(d: warren_broker::Delivery) {
     d.queue.restore_unsent(d.consumer_id, d.no_ack, d.item);
-}
-
-fn confirm_ack(seq: u64) -> Method {
-    Method::BasicAck(BasicAck {
-        delivery_tag: seq,
-        multiple: true,
-    })
 }
 
 fn phase_name(phase: Phase) -> &'static str {

@@ -162,8 +162,20 @@ fn scan_segment(path: &Path) -> io::Result<Scan> {
                 warn!(path = %path.display(), offset = good, "corrupt record skipped");
                 good += (HEADER + len) as u64;
             }
-            ReadOutcome::End => return Ok(Scan { records, valid_bytes: good, torn: false }),
-            ReadOutcome::Torn => return Ok(Scan { records, valid_bytes: good, torn: true }),
+            ReadOutcome::End => {
+                return Ok(Scan {
+                    records,
+                    valid_bytes: good,
+                    torn: false,
+                })
+            }
+            ReadOutcome::Torn => {
+                return Ok(Scan {
+                    records,
+                    valid_bytes: good,
+                    torn: true,
+                })
+            }
         }
     }
 }
@@ -244,7 +256,11 @@ impl QueueLog {
                 (false, Some(index)) => index,
                 _ => {
                     let path = seg_path(dir, first);
-                    let Scan { records, valid_bytes: good, torn } = scan_segment(&path)?;
+                    let Scan {
+                        records,
+                        valid_bytes: good,
+                        torn,
+                    } = scan_segment(&path)?;
                     if torn {
                         warn!(path = %path.display(), valid_bytes = good, "torn record at the end of a segment truncated");
                         OpenOptions::new().write(true).open(&path)?.set_len(good)?;
@@ -280,6 +296,10 @@ impl QueueLog {
                 seg.persistent = Vec::new();
             }
             segments.push(seg);
+        }
+        // A purge may have removed every segment; the journal still knows how far seqs went.
+        if let Some((_, end)) = dead.iter().last() {
+            next_seq = next_seq.max(end);
         }
         let (writer, active_file) = match segments.last() {
             Some(seg) if active_size < segment_max && Some(seg.first_seq) == last => {
@@ -479,7 +499,7 @@ impl Inner {
                 seg.persistent = Vec::new();
             }
             self.needs_sync = true;
-            self.free_empty_segments();
+            self.free_empty_segments(false)?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -529,21 +549,39 @@ impl Inner {
             let seg = &mut self.segments[i];
             seg.live = seg.live.saturating_sub(1);
             if seg.live == 0 && i + 1 < self.segments.len() {
-                self.free_empty_segments();
+                // Sealed and fully dead: the ack path frees it (never fails when the active
+                // segment is left alone).
+                let _ = self.free_empty_segments(false);
             }
         }
     }
 
     /// Deletes sealed segments with no live records: space comes back as acks arrive.
-    fn free_empty_segments(&mut self) {
-        let Some(active_first) = self.segments.last().map(|s| s.first_seq) else {
-            return;
+    ///
+    /// The active segment goes too when `include_active` (a purge): its range is journaled as
+    /// dead first, so that recovery never hands out its sequence numbers again. The ack path
+    /// leaves it alone, or a queue that keeps draining to empty would create and delete a file
+    /// per message.
+    fn free_empty_segments(&mut self, include_active: bool) -> io::Result<()> {
+        let Some(active) = self.segments.last() else {
+            return Ok(());
         };
+        let (active_first, active_last, active_live) =
+            (active.first_seq, active.last_seq, active.live);
+        if include_active && active_live == 0 {
+            self.journal.append_dead(active_first, active_last + 1)?;
+            self.journal.flush()?;
+            self.dead.insert_range(active_first, active_last + 1);
+            self.writer = None;
+            self.active_file = None;
+            self.active_size = 0;
+        }
         let dir = self.dir.clone();
         let cursor_first = self.cursor.as_ref().map(|c| c.segment_first);
         let mut drop_cursor = false;
         self.segments.retain(|s| {
-            if s.first_seq == active_first || s.live > 0 {
+            let is_active = s.first_seq == active_first;
+            if s.live > 0 || (is_active && !(include_active && active_live == 0)) {
                 return true;
             }
             let _ = fs::remove_file(seg_path(&dir, s.first_seq));
@@ -554,6 +592,7 @@ impl Inner {
         if drop_cursor {
             self.cursor = None;
         }
+        Ok(())
     }
 
     /// After a range kill, live counts are recomputed from the segments that overlap it.
@@ -577,8 +616,7 @@ impl Inner {
                 .count() as u64;
             self.segments[i].live = live;
         }
-        self.free_empty_segments();
-        Ok(())
+        self.free_empty_segments(true)
     }
 
     fn maybe_compact(&mut self) -> io::Result<()> {

@@ -239,3 +239,35 @@ fn every_ticket_becomes_durable_under_concurrent_writers() {
     }
     syncer.shutdown();
 }
+
+#[test]
+fn seqs_are_not_reused_after_everything_was_purged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let syncer = Syncer::start();
+    {
+        let (log, _) = open(tmp.path(), &syncer);
+        for seq in 0..50u64 {
+            log.append(seq, true, &[b"m"]).unwrap();
+        }
+        log.kill_range(0, 50).unwrap();
+        assert_eq!(
+            segment_files(tmp.path()),
+            0,
+            "a purge frees even the active segment"
+        );
+    }
+    let (log, rec) = open(tmp.path(), &syncer);
+    assert_eq!(
+        (rec.messages, rec.next_seq),
+        (0, 50),
+        "the journal remembers how far seqs went"
+    );
+    log.append(rec.next_seq, true, &[b"new"]).unwrap();
+    drop(log);
+    let (_, rec) = open(tmp.path(), &syncer);
+    assert_eq!(
+        rec.messages, 1,
+        "a message appended after the purge is not mistaken for a dead one"
+    );
+    syncer.shutdown();
+}

@@ -55,12 +55,21 @@ pub async fn start() -> TestServer {
     start_with(ServerConfig::default()).await
 }
 
+/// A Warren whose durable state lives in `data_dir`, as the real binary runs.
+pub async fn start_persistent(data_dir: &std::path::Path) -> TestServer {
+    let broker = Broker::open(BrokerConfig::default(), data_dir).expect("open the data directory");
+    serve_broker(broker, ServerConfig::default()).await
+}
+
 pub async fn start_with(config: ServerConfig) -> TestServer {
+    serve_broker(Broker::new(BrokerConfig::default()), config).await
+}
+
+async fn serve_broker(broker: std::sync::Arc<Broker>, config: ServerConfig) -> TestServer {
     let listener = warren_server::bind("127.0.0.1:0".parse().unwrap())
         .await
         .expect("bind an ephemeral loopback port");
     let port = listener.local_addr().unwrap().port();
-    let broker = Broker::new(BrokerConfig::default());
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(warren_server::serve(
         listener,

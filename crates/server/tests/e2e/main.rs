@@ -7,6 +7,7 @@ mod common;
 mod alarms;
 mod basic;
 mod confirms_tx_rpc;
+mod durability;
 mod errors;
 mod exchanges;
 mod handshake;

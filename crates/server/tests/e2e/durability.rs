@@ -1,0 +1,198 @@
+//! Durability against a broker with a data directory: what is confirmed survives a restart,
+//! transactions commit to disk, long queues page to disk and come back in order, and purges
+//! give the space back.
+
+use amqprs::channel::{
+    BasicConsumeArguments, BasicPublishArguments, ConfirmSelectArguments, ExchangeDeclareArguments,
+    QueueBindArguments, QueueDeclareArguments, QueuePurgeArguments,
+};
+use amqprs::BasicProperties;
+use warren_protocol::ShortStr;
+
+use crate::common::*;
+
+fn persistent() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2).finish()
+}
+
+/// Waits until every publish up to `n` on `ch` is confirmed (acks may be cumulative).
+async fn confirmed(ch: &Chan, n: u64) {
+    let mut last = 0;
+    while last < n {
+        match ch.next_event().await {
+            Event::Ack { tag, .. } => last = last.max(tag),
+            other => panic!("unexpected {other:?} while waiting for confirms"),
+        }
+    }
+}
+
+async fn durable_queue(ch: &Chan, name: &str) {
+    ch.declare_with(QueueDeclareArguments::new(name).durable(true).finish())
+        .await;
+}
+
+/// Stops a server the way SIGTERM does: connections closed, logs flushed, syncer stopped.
+async fn stop(server: TestServer) {
+    server.shut_down();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    server.broker.shutdown();
+}
+
+#[tokio::test]
+async fn confirmed_messages_and_definitions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let server = start_persistent(dir.path()).await;
+        let client = server.connect().await;
+        let ch = client.channel().await;
+        durable_queue(&ch, "dq").await;
+        ch.exchange_declare(
+            ExchangeDeclareArguments::new("dx", "direct")
+                .durable(true)
+                .finish(),
+        )
+        .await
+        .unwrap();
+        ch.queue_bind(QueueBindArguments::new("dq", "dx", "k"))
+            .await
+            .unwrap();
+        ch.confirm_select(ConfirmSelectArguments::default())
+            .await
+            .unwrap();
+        for i in 0..5 {
+            ch.publish_with(
+                BasicPublishArguments::new("dx", "k"),
+                persistent(),
+                &format!("p{i}"),
+            )
+            .await;
+        }
+        ch.publish("dx", "k", "transient").await;
+        confirmed(&ch, 6).await;
+        // Delivered and left unacked when the broker stops.
+        let held = ch.get("dq", false).await.expect("a message");
+        assert_eq!(held.body, "p0");
+        stop(server).await;
+        drop(client);
+    }
+    let server = start_persistent(dir.path()).await;
+    let client = server.connect().await;
+    let ch = client.channel().await;
+    assert_eq!(
+        ch.counts("dq").await.0,
+        5,
+        "persistent messages back, the transient one gone"
+    );
+    let first = ch.get("dq", true).await.unwrap();
+    assert_eq!((first.body.as_str(), first.redelivered), ("p0", true));
+    assert_eq!(ch.drain("dq").await, ["p1", "p2", "p3", "p4"]);
+    // The durable exchange and its binding came back too.
+    ch.publish("dx", "k", "after").await;
+    assert_eq!(ch.drain("dq").await, ["after"]);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn tx_commit_reaches_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let server = start_persistent(dir.path()).await;
+        let client = server.connect().await;
+        let ch = client.channel().await;
+        durable_queue(&ch, "txq").await;
+        ch.tx_select().await.unwrap();
+        ch.publish_with(
+            BasicPublishArguments::new("", "txq"),
+            persistent(),
+            "committed",
+        )
+        .await;
+        within("tx.commit-ok", ch.tx_commit()).await.unwrap();
+        stop(server).await;
+        drop(client);
+    }
+    let server = start_persistent(dir.path()).await;
+    let client = server.connect().await;
+    let ch = client.channel().await;
+    assert_eq!(ch.drain("txq").await, ["committed"]);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn long_queues_page_to_disk_and_come_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_persistent(dir.path()).await;
+    let client = server.connect().await;
+    let ch = client.channel().await;
+    // Well past the RAM head (8192 messages): most of these wait on disk.
+    const N: usize = 20_000;
+    let q = ch.declare("").await;
+    ch.confirm_select(ConfirmSelectArguments::default())
+        .await
+        .unwrap();
+    for i in 0..N {
+        ch.publish("", &q, &i.to_string()).await;
+    }
+    confirmed(&ch, N as u64).await;
+    let queue = server
+        .broker
+        .vhost("/")
+        .unwrap()
+        .queue(&ShortStr::from(q.as_str()))
+        .unwrap();
+    assert!(
+        queue.disk_bytes() > 0,
+        "the tail of a long transient queue is on disk"
+    );
+    assert_eq!(ch.counts(&q).await.0, N as u32);
+    let mut consumer = ch
+        .consume(
+            BasicConsumeArguments::new(&q, "")
+                .manual_ack(false)
+                .finish(),
+        )
+        .await;
+    for (i, m) in consumer.take(N).await.into_iter().enumerate() {
+        assert_eq!(m.body, i.to_string(), "message {i} out of order");
+    }
+    client.close().await;
+}
+
+#[tokio::test]
+async fn purge_gives_disk_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_persistent(dir.path()).await;
+    let client = server.connect().await;
+    let ch = client.channel().await;
+    durable_queue(&ch, "big").await;
+    ch.confirm_select(ConfirmSelectArguments::default())
+        .await
+        .unwrap();
+    const N: u64 = 20_000;
+    let body = "x".repeat(1000);
+    for _ in 0..N {
+        ch.publish_with(BasicPublishArguments::new("", "big"), persistent(), &body)
+            .await;
+    }
+    confirmed(&ch, N).await;
+    let queue = server
+        .broker
+        .vhost("/")
+        .unwrap()
+        .queue(&ShortStr::from("big"))
+        .unwrap();
+    let before = queue.disk_bytes();
+    assert!(before > N * 1000, "{before} bytes on disk");
+    ch.queue_purge(QueuePurgeArguments::new("big"))
+        .await
+        .unwrap();
+    let after = queue.disk_bytes();
+    assert!(after < before / 10, "purge left {after} of {before} bytes");
+    stop(server).await;
+    drop(client);
+    let server = start_persistent(dir.path()).await;
+    let client = server.connect().await;
+    let ch = client.channel().await;
+    assert_eq!(ch.counts("big").await.0, 0, "purged messages stay purged");
+    client.close().await;
+}
