@@ -99,18 +99,9 @@ async fn consume(
     tokio::pin!(stopped);
 
     loop {
-        if rbuf.capacity() - rbuf.len() < READ_BUF / 4 {
-            rbuf.reserve(READ_BUF);
-        }
-        tokio::select! {
-            biased;
-            _ = &mut stopped => break,
-            read = reader.read_buf(&mut rbuf) => {
-                if read? == 0 {
-                    return Err(PerfError::Eof);
-                }
-            }
-        }
+        // Frames already buffered come first: the read that brought basic.consume-ok may
+        // have brought deliveries with it (a queue with a backlog answers at once), and no
+        // more arrive until those are acknowledged.
         let now = shared.now_ns();
         let mut delivered = 0u64;
         {
@@ -166,6 +157,18 @@ async fn consume(
             let total = shared.counters.received.fetch_add(delivered, Relaxed) + delivered;
             if expected.is_some_and(|e| total >= e) {
                 shared.request_stop();
+            }
+        }
+        if rbuf.capacity() - rbuf.len() < READ_BUF / 4 {
+            rbuf.reserve(READ_BUF);
+        }
+        tokio::select! {
+            biased;
+            _ = &mut stopped => break,
+            read = reader.read_buf(&mut rbuf) => {
+                if read? == 0 {
+                    return Err(PerfError::Eof);
+                }
             }
         }
     }
