@@ -20,6 +20,9 @@
 #   PERF_BIN (WARREN_BIN; the tool is `warren perf`)  WARREN_PORT (5690)
 #   RMQ_BENCH_PORT (5673, see bench/rabbitmq.sh)  QUIET_WAIT seconds to wait for an idle
 #   machine before each run (60)  PERF_EXTRA extra arguments for every `warren perf` run
+#   RT=1: run both brokers (every thread) and the tool under SCHED_RR priority RT_PRIO (10),
+#   so that other work on a shared machine (builds, tests) cannot preempt them; both brokers
+#   get the same treatment. The kernel's RT throttling still leaves 5% to everything else.
 #
 # Needs: a release build (cargo build --release -p warren), rabbitmq-server 3.10 (apt), python3.
 set -euo pipefail
@@ -34,6 +37,10 @@ WARREN_PORT="${WARREN_PORT:-5690}"
 RMQ_PORT="${RMQ_BENCH_PORT:-5673}"
 QUIET_WAIT="${QUIET_WAIT:-60}"
 PERF_EXTRA="${PERF_EXTRA:-}"
+RT="${RT:-0}"
+RT_PRIO="${RT_PRIO:-10}"
+RUN_PREFIX=()
+[ "$RT" = 1 ] && RUN_PREFIX=(chrt -r "$RT_PRIO")
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(a b c d)
 
@@ -55,6 +62,12 @@ scenario_args() {
 }
 for s in "${SCENARIOS[@]}"; do scenario_args "$s" >/dev/null; done
 [ -x "$WARREN_BIN" ] || { echo "compare.sh: no $WARREN_BIN; run cargo build --release -p warren" >&2; exit 1; }
+# Run copies: a rebuild during the benchmark must not swap the binary between runs.
+SNAP="$(mktemp -d /tmp/warren-bench-bin.XXXXXX)"
+cp "$WARREN_BIN" "$SNAP/warren"
+[ "$PERF_BIN" = "$WARREN_BIN" ] && PERF_BIN="$SNAP/warren" || { cp "$PERF_BIN" "$SNAP/perf"; PERF_BIN="$SNAP/perf"; }
+WARREN_BIN_ORIG="$WARREN_BIN"
+WARREN_BIN="$SNAP/warren"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # utime+stime of a whole process (all threads), in clock ticks.
@@ -87,7 +100,18 @@ cleanup() {
     kill -KILL "$WARREN_PID" 2>/dev/null || true
   fi
   [ -n "$WARREN_DATA" ] && rm -rf "$WARREN_DATA"
-  if [ "$RMQ_STARTED" = 1 ]; then "$BENCH/rabbitmq.sh" stop >/dev/null 2>&1 || true; fi
+  rm -rf "$SNAP"
+  if [ "$RMQ_STARTED" = 1 ]; then
+    "$BENCH/rabbitmq.sh" stop >/dev/null 2>&1 || true
+  elif [ "$RT" = 1 ] && [ -n "${RMQ_PID:-}" ]; then
+    set_policy "$RMQ_PID" -o 0   # a node we found running goes back to normal scheduling
+  fi
+}
+
+# set_policy PID CHRT-ARGS...: applies a scheduling policy to every thread of a process.
+set_policy() {
+  local pid="$1" t; shift
+  for t in /proc/"$pid"/task/*; do chrt -p "$@" "${t##*/}" >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -128,7 +152,7 @@ run_one() {
   local b0 m0 b1 m1 t0 t1
   b0="$(proc_ticks "$pid")"; m0="$(machine_ticks)"; t0="$(date +%s.%N)"
   # shellcheck disable=SC2046,SC2086
-  if ! "$PERF_BIN" perf --port "$port" --duration "$DURATION" --json "$json" \
+  if ! "${RUN_PREFIX[@]}" "$PERF_BIN" perf --port "$port" --duration "$DURATION" --json "$json" \
       $(scenario_args "$scenario") $PERF_EXTRA >"$log" 2>&1; then
     echo "  $scenario $broker #$round: the load tool failed; see $log" >&2
     tail -n 5 "$log" >&2
@@ -178,12 +202,18 @@ echo "compare.sh: results in $OUT"
 start_warren
 start_rabbitmq
 echo "compare.sh: Warren pid $WARREN_PID on $WARREN_PORT, RabbitMQ (beam.smp) pid $RMQ_PID on $RMQ_PORT"
+if [ "$RT" = 1 ]; then
+  set_policy "$WARREN_PID" -r "$RT_PRIO"
+  set_policy "$RMQ_PID" -r "$RT_PRIO"
+  echo "compare.sh: brokers and tool run under SCHED_RR $RT_PRIO"
+fi
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "warren: $("$WARREN_BIN" --version 2>/dev/null) commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes in crates/)')"
+  echo "warren: $WARREN_BIN_ORIG ($("$WARREN_BIN" --version 2>/dev/null)), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes in crates/)')"
   echo "rabbitmq: $(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null), erlang $(dpkg-query -W -f '${Version}' erlang-base 2>/dev/null)"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
   echo "duration: ${DURATION}s per run, rounds: $ROUNDS, order per scenario: Warren, RabbitMQ, Warren, RabbitMQ"
+  if [ "$RT" = 1 ]; then echo "scheduling: brokers and load tool under SCHED_RR priority $RT_PRIO (RT=1)"; else echo "scheduling: normal (RT=0)"; fi
 } >"$OUT/meta.txt"
 
 for scenario in "${SCENARIOS[@]}"; do
