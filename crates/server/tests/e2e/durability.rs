@@ -196,3 +196,48 @@ async fn purge_gives_disk_space_back() {
     assert_eq!(ch.counts("big").await.0, 0, "purged messages stay purged");
     client.close().await;
 }
+
+#[tokio::test]
+async fn a_recovered_backlog_is_consumed_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    const N: usize = 30_000;
+    {
+        let server = start_persistent(dir.path()).await;
+        let client = server.connect().await;
+        let ch = client.channel().await;
+        durable_queue(&ch, "backlog").await;
+        ch.confirm_select(ConfirmSelectArguments::default())
+            .await
+            .unwrap();
+        for i in 0..N {
+            ch.publish_with(
+                BasicPublishArguments::new("", "backlog"),
+                persistent(),
+                &i.to_string(),
+            )
+            .await;
+        }
+        confirmed(&ch, N as u64).await;
+        stop(server).await;
+        drop(client);
+    }
+    let server = start_persistent(dir.path()).await;
+    let client = server.connect().await;
+    let ch = client.channel().await;
+    assert_eq!(ch.counts("backlog").await.0, N as u32);
+    ch.basic_qos(amqprs::channel::BasicQosArguments::new(0, 100, false))
+        .await
+        .unwrap();
+    let mut consumer = ch.consume_acked("backlog").await;
+    for i in 0..N {
+        let m = within(&format!("message {i}"), consumer.next()).await;
+        assert_eq!(m.body, i.to_string());
+        ch.basic_ack(amqprs::channel::BasicAckArguments::new(
+            m.delivery_tag,
+            false,
+        ))
+        .await
+        .unwrap();
+    }
+    client.close().await;
+}
