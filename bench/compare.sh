@@ -2,7 +2,7 @@
 # Warren against RabbitMQ 3.10, same load tool (`warren perf`), same machine, runs interleaved
 # A, B, A, B so that drift on the machine hits both brokers alike.
 #
-# Usage: bench/compare.sh [SCENARIO...]        (default: a b c d)
+# Usage: bench/compare.sh [SCENARIO...]        (default: a b c d; e = persistent, durable)
 #   a  1 producer -> 1 queue -> 1 consumer, 16-byte transient messages, manual ack, prefetch 1000
 #   b  the same with publisher confirms, 1000 in flight
 #   c  fanout to 10 queues with a consumer each
@@ -57,7 +57,8 @@ scenario_args() {
     b) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --confirm 1000" ;;
     c) echo "--producers 1 --exchange-type fanout --queues 10 --consumers 10 --size 16 --prefetch 1000" ;;
     d) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --rate 1000" ;;
-    *) echo "unknown scenario $1 (a, b, c or d)" >&2; exit 2 ;;
+    e) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --confirm 1000 --persistent --durable-queues" ;;
+    *) echo "unknown scenario $1 (a, b, c, d or e)" >&2; exit 2 ;;
   esac
 }
 for s in "${SCENARIOS[@]}"; do scenario_args "$s" >/dev/null; done

@@ -62,6 +62,9 @@ struct Segment {
 struct Cursor {
     segment_first: u64,
     offset: u64,
+    /// The segment's length when last looked at; looked at again only on reaching it, so
+    /// reading does not cost a syscall per record.
+    len: u64,
     reader: BufReader<File>,
 }
 
@@ -660,9 +663,7 @@ impl Inner {
             }
             let cursor = self.cursor.as_mut().expect("opened above");
             let seg_first = cursor.segment_first;
-            let path = seg_path(&self.dir, seg_first);
-            let len = cursor.reader.get_ref().metadata()?.len();
-            match read_record(&mut cursor.reader, len.saturating_sub(cursor.offset))? {
+            match read_record(&mut cursor.reader, cursor.len.saturating_sub(cursor.offset))? {
                 ReadOutcome::Record(body) => {
                     cursor.offset += (HEADER + body.len()) as u64;
                     let Some((seq, persistent)) = decode_header(&body) else {
@@ -683,10 +684,17 @@ impl Inner {
                     });
                 }
                 ReadOutcome::Corrupt { len } => {
+                    let path = seg_path(&self.dir, seg_first);
                     warn!(path = %path.display(), offset = cursor.offset, "corrupt record skipped");
                     cursor.offset += (HEADER + len) as u64;
                 }
                 ReadOutcome::End | ReadOutcome::Torn => {
+                    // The active segment may have grown since we looked.
+                    let len = cursor.reader.get_ref().metadata()?.len();
+                    if len > cursor.len {
+                        cursor.len = len;
+                        continue;
+                    }
                     // The end of this segment: move on, unless it is the one being written.
                     let next = self
                         .segments
@@ -726,11 +734,13 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
+        let len = file.metadata()?.len();
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         reader.seek(SeekFrom::Start(0))?;
         self.cursor = Some(Cursor {
             segment_first: first,
             offset: 0,
+            len,
             reader,
         });
         Ok(true)

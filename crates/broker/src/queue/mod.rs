@@ -27,9 +27,11 @@ use crate::message::Message;
 use crate::persistence::Persistence;
 use crate::ConnectionId;
 
-/// A queue keeps at most this many ready messages in RAM; the rest wait in its log on disk
-/// and are read back as the head drains. This is what bounds memory by design.
-pub const RAM_HEAD_MESSAGES: usize = 8192;
+/// A queue keeps at most this many ready messages in RAM (and at most `RAM_HEAD_BYTES`); the
+/// rest wait in its log on disk and are read back as the head drains. This is what bounds
+/// memory by design: a few hundred bytes per message times this, per queue, and under memory
+/// pressure (half the memory limit) every queue pages new messages whatever its head holds.
+pub const RAM_HEAD_MESSAGES: usize = 65536;
 /// ... and at most this many bytes of them.
 pub const RAM_HEAD_BYTES: usize = 16 * 1024 * 1024;
 /// How much is read back from disk at a time.

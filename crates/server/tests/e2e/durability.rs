@@ -124,8 +124,8 @@ async fn long_queues_page_to_disk_and_come_back_in_order() {
     let server = start_persistent(dir.path()).await;
     let client = server.connect().await;
     let ch = client.channel().await;
-    // Well past the RAM head (8192 messages): most of these wait on disk.
-    const N: usize = 20_000;
+    // Past the RAM head (65,536 messages): the rest wait on disk.
+    const N: usize = 80_000;
     let q = ch.declare("").await;
     ch.confirm_select(ConfirmSelectArguments::default())
         .await
