@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use parking_lot::RwLock;
 use rand::RngCore;
-use regex::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 
 use crate::persistence::{self, PermissionDef, Persistence, UserDef};
 use sha2::{Digest, Sha256};
@@ -79,12 +79,16 @@ pub struct Permissions {
 
 impl Permissions {
     /// Compiles the three patterns. An empty pattern grants nothing, as in RabbitMQ.
+    ///
+    /// RabbitMQ runs them with `re:run/3` and no `unicode` option: PCRE over the name's bytes,
+    /// where `\w`, `\d` and `\s` are ASCII classes. So do we: in Unicode mode those classes
+    /// would need tables this build leaves out, and a pattern using them would not compile.
     pub fn new(configure: &str, write: &str, read: &str) -> Result<Permissions, regex::Error> {
         let compile = |p: &str| {
             if p.is_empty() {
                 Ok(None)
             } else {
-                Regex::new(p).map(Some)
+                RegexBuilder::new(p).unicode(false).build().map(Some)
             }
         };
         Ok(Permissions {
@@ -108,7 +112,7 @@ impl Permissions {
         };
         self.compiled[idx]
             .as_ref()
-            .is_some_and(|r| r.is_match(resource))
+            .is_some_and(|r| r.is_match(resource.as_bytes()))
     }
 }
 
@@ -318,5 +322,20 @@ mod tests {
         assert!(p.allows(Access::Read, ""));
         let unanchored = Permissions::new("abc", "", "").unwrap();
         assert!(unanchored.allows(Access::Configure, "xxabcxx"));
+    }
+
+    #[test]
+    fn perl_classes_are_ascii_as_in_rabbitmq() {
+        let p = Permissions::new(r"^app\.[\w-]+$", r"^shard-\d+$", r"^\S+$").unwrap();
+        assert!(p.allows(Access::Configure, "app.tmp-1"));
+        assert!(!p.allows(Access::Configure, "app.tmp.1"));
+        assert!(!p.allows(Access::Configure, "app.é"));
+        assert!(p.allows(Access::Write, "shard-12"));
+        assert!(!p.allows(Access::Write, "shard-x"));
+        assert!(p.allows(Access::Read, "no-space"));
+        assert!(!p.allows(Access::Read, "a space"));
+        assert!(Permissions::new("(?i)^APP", "", "")
+            .unwrap()
+            .allows(Access::Configure, "app.x"));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use tracing::{error, warn};
-use warren_protocol::{FieldTable, ShortStr};
+use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
 use crate::error::{resource, AmqpError, AmqpResult, ReplyCode};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind, Routed};
@@ -30,6 +30,9 @@ pub const DEFAULT_EXCHANGE_ALIAS: &str = "amq.default";
 /// Hops allowed through exchange-to-exchange bindings before a route is cut, so a cycle of
 /// bindings cannot loop forever.
 const MAX_EXCHANGE_HOPS: usize = 32;
+
+/// The exchange argument naming where unroutable messages go instead.
+const ALTERNATE_EXCHANGE: &str = "alternate-exchange";
 
 pub struct QueueDeclare {
     pub name: ShortStr,
@@ -766,7 +769,7 @@ impl VHost {
             )));
         }
         let mut pending = Routed::new();
-        source.route(message, &mut pending);
+        self.route_through(&source, message, &mut pending);
         let mut visited: Vec<*const Exchange> = vec![Arc::as_ptr(&source)];
         let mut hops = 0;
         while let Some(dest) = pending.pop() {
@@ -782,10 +785,111 @@ impl VHost {
                         continue;
                     }
                     visited.push(Arc::as_ptr(&e));
-                    e.route(message, &mut pending);
+                    self.route_through(&e, message, &mut pending);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Routes through one exchange. What it routes nowhere goes on to its alternate exchange
+    /// (the `alternate-exchange` argument, if that exchange exists), as in RabbitMQ; the
+    /// caller's visited set and hop limit stop cycles of alternates too.
+    fn route_through(&self, exchange: &Exchange, message: &Message, pending: &mut Routed) {
+        let before = pending.len();
+        exchange.route(message, pending);
+        if pending.len() > before {
+            return;
+        }
+        let Some(name) = exchange
+            .config
+            .arguments
+            .get(ALTERNATE_EXCHANGE)
+            .and_then(FieldValue::as_bytes)
+        else {
+            return;
+        };
+        if let Some(alternate) = self.exchanges.read().get(name) {
+            pending.push(Destination::Exchange(alternate.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(v: &VHost, name: &str, kind: &str, arguments: FieldTable) {
+        v.declare_exchange(ExchangeDeclare {
+            name: name.into(),
+            kind: kind.into(),
+            passive: false,
+            config_flags: (false, false, false),
+            arguments,
+        })
+        .unwrap();
+    }
+
+    fn queue(v: &VHost, name: &str, bound_to: &str, key: &str) {
+        v.declare_internal_queue(ConnectionId(1), name.into(), QueueConfig::default())
+            .unwrap();
+        v.bind_queue(
+            ConnectionId(1),
+            &name.into(),
+            &bound_to.into(),
+            key.into(),
+            FieldTable::new(),
+        )
+        .unwrap();
+    }
+
+    fn routed(v: &VHost, exchange: &str, key: &str) -> Vec<String> {
+        let m = Message::new(
+            &exchange.into(),
+            &key.into(),
+            &Default::default(),
+            "m".into(),
+        );
+        let mut out = Vec::new();
+        v.route(&exchange.into(), &m, &mut out).unwrap();
+        let mut names: Vec<String> = out.iter().map(|q| q.name.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn unroutable_messages_go_to_the_alternate_exchange() {
+        let v = VHost::new("/");
+        let mut ae = FieldTable::new();
+        ae.insert("alternate-exchange", FieldValue::from("unrouted"));
+        exchange(&v, "orders", "direct", ae);
+        exchange(&v, "unrouted", "fanout", FieldTable::new());
+        queue(&v, "created", "orders", "created");
+        queue(&v, "lost", "unrouted", "");
+        assert_eq!(routed(&v, "orders", "created"), ["created"]);
+        assert_eq!(routed(&v, "orders", "nope"), ["lost"]);
+
+        // Through an exchange-to-exchange binding, and around a cycle of alternates.
+        let mut back = FieldTable::new();
+        back.insert("alternate-exchange", FieldValue::from("orders"));
+        exchange(&v, "ingress", "topic", back);
+        v.bind_exchange(
+            &"orders".into(),
+            &"ingress".into(),
+            "#".into(),
+            FieldTable::new(),
+        )
+        .unwrap();
+        assert_eq!(routed(&v, "ingress", "created"), ["created"]);
+        assert_eq!(routed(&v, "ingress", "nope"), ["lost"]);
+        v.delete_exchange(&"unrouted".into(), false).unwrap();
+        assert!(
+            routed(&v, "orders", "nope").is_empty(),
+            "a missing alternate is skipped"
+        );
+        let mut to_self = FieldTable::new();
+        to_self.insert("alternate-exchange", FieldValue::from("loop"));
+        exchange(&v, "loop", "direct", to_self);
+        assert!(routed(&v, "loop", "x").is_empty());
     }
 }
