@@ -35,7 +35,11 @@ const MAX_EXCHANGE_HOPS: usize = 32;
 const ALTERNATE_EXCHANGE: &str = "alternate-exchange";
 
 pub struct QueueDeclare {
+    /// Empty asks the server to pick a name.
     pub name: ShortStr,
+    /// The name was picked by the server (`names::server_generated_queue_name`) before the
+    /// declare, so that permissions could be checked on it: its `amq.` prefix is expected.
+    pub server_named: bool,
     pub passive: bool,
     pub config: QueueConfig,
 }
@@ -392,7 +396,7 @@ impl VHost {
         }
         let name = if d.name.is_empty() {
             server_generated_queue_name()
-        } else if d.name.starts_with(b"amq.") {
+        } else if d.name.starts_with(b"amq.") && !d.server_named {
             return Err(reserved_prefix("queue", &d.name));
         } else {
             d.name

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use warren_broker::auth::Access;
-use warren_broker::names::{direct_reply_to_name, server_generated_consumer_tag};
+use warren_broker::names::{
+    direct_reply_to_name, server_generated_consumer_tag, server_generated_queue_name,
+};
 use warren_broker::queue::QueueConfig;
 use warren_broker::registry::{ChannelSnapshot, ConnectionStats, ConsumerSnapshot};
 use warren_broker::vhost::{ExchangeDeclare, QueueDeclare};
@@ -947,13 +949,21 @@ impl Channel {
     // ---- queue.declare ------------------------------------------------------------------
 
     fn on_queue_declare(&mut self, m: QueueDeclare_, ctx: &mut Ctx) -> AmqpResult<()> {
-        if !m.passive && !m.queue.is_empty() {
-            ctx.access.check(Access::Configure, "queue", &m.queue)?;
+        // A server-named queue gets its name first: RabbitMQ checks permissions on it.
+        let server_named = !m.passive && m.queue.is_empty();
+        let name = if server_named {
+            server_generated_queue_name()
+        } else {
+            m.queue
+        };
+        if !m.passive {
+            ctx.access.check(Access::Configure, "queue", &name)?;
         }
         let declared = ctx.vhost.declare_queue(
             ctx.connection,
             QueueDeclare {
-                name: m.queue,
+                name,
+                server_named,
                 passive: m.passive,
                 config: QueueConfig {
                     durable: m.durable,

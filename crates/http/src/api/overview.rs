@@ -340,6 +340,7 @@ pub async fn aliveness_test(
         ConnectionId(0),
         QueueDeclare {
             name: name.clone(),
+            server_named: false,
             passive: false,
             config: QueueConfig::default(),
         },

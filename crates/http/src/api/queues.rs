@@ -232,6 +232,7 @@ pub fn declaration(name: &str, body: &Value) -> ApiResult<QueueDeclare> {
     }
     Ok(QueueDeclare {
         name: name_arg(name)?,
+        server_named: false,
         passive: false,
         config: QueueConfig {
             // The management API declares durable queues unless told otherwise.

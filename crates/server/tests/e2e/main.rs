@@ -12,4 +12,5 @@ mod errors;
 mod exchanges;
 mod handshake;
 mod heartbeat;
+mod permissions;
 mod queues;
