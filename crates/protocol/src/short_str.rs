@@ -37,9 +37,10 @@ impl ShortStr {
         ShortStr(bytes.slice(..end))
     }
 
+    /// Wraps a static string. Longer than 255 bytes is a programming error, caught when it is
+    /// built (at compile time in const contexts), never a wrapped length on the wire.
     pub const fn from_static(s: &'static str) -> Self {
-        // Static strings in this code base are short; longer ones would be a programming error
-        // that tests catch through the debug assertion in encoding.
+        assert!(s.len() <= Self::MAX_LEN, "a short string is at most 255 bytes");
         ShortStr(Bytes::from_static(s.as_bytes()))
     }
 
