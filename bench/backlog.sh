@@ -29,9 +29,8 @@ declare_queue() { # PORT
   curl -sf -u guest:guest -X PUT -H 'content-type: application/json' -d '{"durable":true}' \
     "http://127.0.0.1:$1/api/queues/%2F/$QUEUE" -o /dev/null
 }
-queue_messages() { # HTTP_PORT
-  curl -sf -u guest:guest "http://127.0.0.1:$1/api/queues/%2F/$QUEUE" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin).get("messages", -1))'
+queue_messages() { # AMQP_PORT: ready messages, from a passive declare (exact, no stats lag)
+  "$PY" "$BENCH/queue_count.py" "$1" "$QUEUE"
 }
 sample_rss() { # PID FILE: VmRSS in kB every 200 ms while PID lives
   while kill -0 "$1" 2>/dev/null; do
@@ -48,7 +47,8 @@ measure() {
   : >"$rss"
   declare_queue "$http"
   pid="$(eval "$pid_cmd")"
-  sample_rss "$pid" "$rss" &
+  # Not on our stdout: this function runs inside $(...), which would wait for the sampler.
+  sample_rss "$pid" "$rss" >/dev/null &
   t0=$(date +%s.%N)
   "$PERF" perf --port "$port" --producers 1 --consumers 0 --confirm 1000 --persistent \
     --predeclared --exchange "" --queue-prefix backlog --pmessages "$n" >"$WARREN_STATE/$name.publish.log" 2>&1
@@ -56,17 +56,17 @@ measure() {
   pub_rate=$(python3 -c "print(round($n / ($t1 - $t0)))")
   sleep 1
   disk=$(du -sb "$data" | cut -f1)
-  echo "  $name: published $n in $(python3 -c "print(round($t1 - $t0, 1))") s; queue reports $(queue_messages "$http"); disk $((disk / 1048576)) MiB" >&2
+  echo "  $name: published $n in $(python3 -c "print(round($t1 - $t0, 1))") s; queue holds $(queue_messages "$port"); disk $((disk / 1048576)) MiB" >&2
   eval "$stop_cmd"
   first=$("$PY" "$BENCH/first_message.py" "$port" "$QUEUE" bash -c "$start_cmd")
   echo "  $name: first message $first s after the start command" >&2
   pid="$(eval "$pid_cmd")"
-  sample_rss "$pid" "$rss" &
+  sample_rss "$pid" "$rss" >/dev/null &
   t0=$(date +%s.%N)
   "$PERF" perf --port "$port" --producers 1 --rate 1 --consumers 1 --prefetch 1000 --predeclared \
-    --exchange "" --queue-prefix backlog --duration 3600 >"$WARREN_STATE/$name.drain.log" 2>&1 &
+    --exchange "" --queue-prefix backlog --duration 3600 >"$WARREN_STATE/$name.drain.log" 2>&1 </dev/null &
   local perf_pid=$!
-  until [ "$(queue_messages "$http")" -le 0 ] 2>/dev/null; do sleep 0.2; done
+  until [ "$(queue_messages "$port")" = 0 ]; do sleep 0.2; done
   t1=$(date +%s.%N)
   kill -INT "$perf_pid"; wait "$perf_pid" || true
   drain_rate=$(python3 -c "print(round($n / ($t1 - $t0)))")

@@ -48,26 +48,49 @@ pub fn free_disk(path: &std::path::Path) -> Option<u64> {
     Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
+/// A limit crossed one way or the other: logs the change and reports it once.
+struct Alarm {
+    name: &'static str,
+    on: bool,
+}
+
+impl Alarm {
+    /// Returns the new state when it changed.
+    fn update(&mut self, on: bool, value: u64, limit: u64) -> Option<bool> {
+        if on == self.on {
+            return None;
+        }
+        self.on = on;
+        if on {
+            warn!(
+                value,
+                limit, "{} alarm set: publishers are blocked", self.name
+            );
+        } else {
+            info!(value, limit, "{} alarm cleared", self.name);
+        }
+        Some(on)
+    }
+}
+
 pub fn spawn(broker: Arc<Broker>, limits: Limits) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let (mut memory_alarm, mut disk_alarm, mut paging) = (false, false, false);
+        let mut memory = Alarm {
+            name: "memory",
+            on: false,
+        };
+        let mut disk = Alarm {
+            name: "disk",
+            on: false,
+        };
+        let mut paging = false;
         loop {
             tick.tick().await;
             if let Some(rss) = resident_memory() {
-                let over = rss > limits.memory_bytes;
-                if over != memory_alarm {
-                    memory_alarm = over;
-                    if over {
-                        warn!(
-                            rss,
-                            limit = limits.memory_bytes,
-                            "memory alarm set: publishers are blocked"
-                        );
-                    } else {
-                        info!(rss, limit = limits.memory_bytes, "memory alarm cleared");
-                    }
-                    broker.alarms.set_memory(over);
+                if let Some(on) = memory.update(rss > limits.memory_bytes, rss, limits.memory_bytes)
+                {
+                    broker.alarms.set_memory(on);
                 }
                 let page = rss > limits.memory_bytes / 2;
                 if page != paging {
@@ -76,19 +99,10 @@ pub fn spawn(broker: Arc<Broker>, limits: Limits) -> tokio::task::JoinHandle<()>
                 }
             }
             if let Some(free) = free_disk(&limits.data_dir) {
-                let under = free < limits.disk_free_bytes;
-                if under != disk_alarm {
-                    disk_alarm = under;
-                    if under {
-                        warn!(
-                            free,
-                            limit = limits.disk_free_bytes,
-                            "disk alarm set: publishers are blocked"
-                        );
-                    } else {
-                        info!(free, limit = limits.disk_free_bytes, "disk alarm cleared");
-                    }
-                    broker.alarms.set_disk(under);
+                if let Some(on) =
+                    disk.update(free < limits.disk_free_bytes, free, limits.disk_free_bytes)
+                {
+                    broker.alarms.set_disk(on);
                 }
             }
         }

@@ -4,28 +4,20 @@ use std::collections::HashMap;
 
 use warren_protocol::{FieldTable, ShortStr};
 
-use super::{remove_matching, Binding, Destination, Routed, Router};
+use super::{Binding, BindingList, Destination, Routed, Router};
 use crate::message::Message;
 
 #[derive(Default)]
 pub struct DirectRouter {
-    by_key: HashMap<ShortStr, Vec<Binding>>,
+    by_key: HashMap<ShortStr, BindingList>,
 }
 
 impl Router for DirectRouter {
     fn bind(&mut self, binding: Binding) -> bool {
-        let list = self.by_key.entry(binding.routing_key.clone()).or_default();
-        if list.iter().any(|b| {
-            b.matches(
-                &binding.destination,
-                &binding.routing_key,
-                &binding.arguments,
-            )
-        }) {
-            return false;
-        }
-        list.push(binding);
-        true
+        self.by_key
+            .entry(binding.routing_key.clone())
+            .or_default()
+            .add(binding)
     }
 
     fn unbind(
@@ -37,20 +29,17 @@ impl Router for DirectRouter {
         let Some(list) = self.by_key.get_mut(routing_key) else {
             return false;
         };
-        let removed =
-            remove_matching(list, |b| !b.matches(destination, routing_key, arguments)).len();
+        let removed = list.remove(destination, routing_key, arguments);
         if list.is_empty() {
             self.by_key.remove(routing_key);
         }
-        removed > 0
+        removed
     }
 
     fn unbind_all(&mut self, destination: &Destination) -> Vec<Binding> {
         let mut removed = Vec::new();
         self.by_key.retain(|_, list| {
-            removed.extend(remove_matching(list, |b| {
-                !b.destination.same_as(destination)
-            }));
+            removed.extend(list.remove_destination(destination));
             !list.is_empty()
         });
         removed
@@ -58,12 +47,15 @@ impl Router for DirectRouter {
 
     fn route(&self, message: &Message, out: &mut Routed) {
         if let Some(list) = self.by_key.get(message.routing_key.as_bytes()) {
-            out.extend(list.iter().map(|b| b.destination.clone()));
+            out.extend(list.destinations());
         }
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        self.by_key.values().flatten().cloned().collect()
+        self.by_key
+            .values()
+            .flat_map(|l| l.iter().cloned())
+            .collect()
     }
 
     fn is_empty(&self) -> bool {

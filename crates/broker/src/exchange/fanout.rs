@@ -2,27 +2,17 @@
 
 use warren_protocol::{FieldTable, ShortStr};
 
-use super::{remove_matching, Binding, Destination, Routed, Router};
+use super::{Binding, BindingList, Destination, Routed, Router};
 use crate::message::Message;
 
 #[derive(Default)]
 pub struct FanoutRouter {
-    bindings: Vec<Binding>,
+    bindings: BindingList,
 }
 
 impl Router for FanoutRouter {
     fn bind(&mut self, binding: Binding) -> bool {
-        if self.bindings.iter().any(|b| {
-            b.matches(
-                &binding.destination,
-                &binding.routing_key,
-                &binding.arguments,
-            )
-        }) {
-            return false;
-        }
-        self.bindings.push(binding);
-        true
+        self.bindings.add(binding)
     }
 
     fn unbind(
@@ -31,22 +21,19 @@ impl Router for FanoutRouter {
         routing_key: &ShortStr,
         arguments: &FieldTable,
     ) -> bool {
-        let removed = remove_matching(&mut self.bindings, |b| {
-            !b.matches(destination, routing_key, arguments)
-        });
-        !removed.is_empty()
+        self.bindings.remove(destination, routing_key, arguments)
     }
 
     fn unbind_all(&mut self, destination: &Destination) -> Vec<Binding> {
-        remove_matching(&mut self.bindings, |b| !b.destination.same_as(destination))
+        self.bindings.remove_destination(destination)
     }
 
     fn route(&self, _message: &Message, out: &mut Routed) {
-        out.extend(self.bindings.iter().map(|b| b.destination.clone()));
+        out.extend(self.bindings.destinations());
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        self.bindings.clone()
+        self.bindings.iter().cloned().collect()
     }
 
     fn is_empty(&self) -> bool {

@@ -2,12 +2,12 @@
 
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
-use super::{remove_matching, Binding, Destination, Routed, Router};
+use super::{Binding, BindingList, Destination, Routed, Router};
 use crate::message::Message;
 
 #[derive(Default)]
 pub struct HeadersRouter {
-    bindings: Vec<Binding>,
+    bindings: BindingList,
 }
 
 #[derive(PartialEq)]
@@ -53,17 +53,7 @@ fn binding_matches(arguments: &FieldTable, headers: Option<&FieldTable>) -> bool
 
 impl Router for HeadersRouter {
     fn bind(&mut self, binding: Binding) -> bool {
-        if self.bindings.iter().any(|b| {
-            b.matches(
-                &binding.destination,
-                &binding.routing_key,
-                &binding.arguments,
-            )
-        }) {
-            return false;
-        }
-        self.bindings.push(binding);
-        true
+        self.bindings.add(binding)
     }
 
     fn unbind(
@@ -72,14 +62,11 @@ impl Router for HeadersRouter {
         routing_key: &ShortStr,
         arguments: &FieldTable,
     ) -> bool {
-        let removed = remove_matching(&mut self.bindings, |b| {
-            !b.matches(destination, routing_key, arguments)
-        });
-        !removed.is_empty()
+        self.bindings.remove(destination, routing_key, arguments)
     }
 
     fn unbind_all(&mut self, destination: &Destination) -> Vec<Binding> {
-        remove_matching(&mut self.bindings, |b| !b.destination.same_as(destination))
+        self.bindings.remove_destination(destination)
     }
 
     fn route(&self, message: &Message, out: &mut Routed) {
@@ -87,7 +74,7 @@ impl Router for HeadersRouter {
             return;
         }
         let headers = message.decode_properties().headers;
-        for b in &self.bindings {
+        for b in self.bindings.iter() {
             if binding_matches(&b.arguments, headers.as_ref()) {
                 out.push(b.destination.clone());
             }
@@ -95,7 +82,7 @@ impl Router for HeadersRouter {
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        self.bindings.clone()
+        self.bindings.iter().cloned().collect()
     }
 
     fn is_empty(&self) -> bool {

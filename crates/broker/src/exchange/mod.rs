@@ -203,12 +203,61 @@ impl fmt::Debug for Exchange {
     }
 }
 
-/// Shared by routers that keep bindings in a plain list: removes those `keep` rejects.
-pub(crate) fn remove_matching(
-    list: &mut Vec<Binding>,
-    keep: impl Fn(&Binding) -> bool,
-) -> Vec<Binding> {
-    let (kept, removed) = std::mem::take(list).into_iter().partition(|b| keep(b));
-    *list = kept;
-    removed
+/// Bindings kept in a plain list: a fanout or headers exchange's, one key's of a direct
+/// exchange, one node's of a topic trie. Identical bindings are kept once.
+#[derive(Default, Clone)]
+pub(crate) struct BindingList(Vec<Binding>);
+
+impl BindingList {
+    /// Adds a binding; false if an identical one is there.
+    pub fn add(&mut self, binding: Binding) -> bool {
+        if self.0.iter().any(|b| {
+            b.matches(
+                &binding.destination,
+                &binding.routing_key,
+                &binding.arguments,
+            )
+        }) {
+            return false;
+        }
+        self.0.push(binding);
+        true
+    }
+
+    /// Removes the identical binding; false if there was none.
+    pub fn remove(
+        &mut self,
+        destination: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool {
+        !self
+            .remove_where(|b| b.matches(destination, routing_key, arguments))
+            .is_empty()
+    }
+
+    /// Removes every binding to `destination`; returns them.
+    pub fn remove_destination(&mut self, destination: &Destination) -> Vec<Binding> {
+        self.remove_where(|b| b.destination.same_as(destination))
+    }
+
+    fn remove_where(&mut self, gone: impl Fn(&Binding) -> bool) -> Vec<Binding> {
+        let (removed, kept) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|b| gone(b));
+        self.0 = kept;
+        removed
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Binding> {
+        self.0.iter()
+    }
+
+    pub fn destinations(&self) -> impl Iterator<Item = Destination> + '_ {
+        self.0.iter().map(|b| b.destination.clone())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use warren_protocol::{FieldTable, ShortStr};
 
-use super::{remove_matching, Binding, Destination, Routed, Router};
+use super::{Binding, BindingList, Destination, Routed, Router};
 use crate::message::Message;
 
 #[derive(Default)]
@@ -16,7 +16,7 @@ struct Node {
     star: Option<Box<Node>>,
     hash: Option<Box<Node>>,
     /// Bindings whose key ends at this node.
-    bindings: Vec<Binding>,
+    bindings: BindingList,
 }
 
 impl Node {
@@ -108,8 +108,7 @@ struct Matcher<'a> {
 impl Matcher<'_> {
     fn walk(&mut self, node: &Node, words: &[&[u8]], at: usize) {
         if at == words.len() {
-            self.out
-                .extend(node.bindings.iter().map(|b| b.destination.clone()));
+            self.out.extend(node.bindings.destinations());
             if let Some(hash) = &node.hash {
                 self.walk_hash(hash, words, at);
             }
@@ -144,18 +143,9 @@ impl Router for TopicRouter {
         for w in &words {
             node = child_mut(node, w);
         }
-        if node.bindings.iter().any(|b| {
-            b.matches(
-                &binding.destination,
-                &binding.routing_key,
-                &binding.arguments,
-            )
-        }) {
-            return false;
-        }
-        node.bindings.push(binding);
-        self.count += 1;
-        true
+        let added = node.bindings.add(binding);
+        self.count += added as usize;
+        added
     }
 
     fn unbind(
@@ -166,14 +156,11 @@ impl Router for TopicRouter {
     ) -> bool {
         let words = binding_words(routing_key.as_bytes());
         let removed = with_node(&mut self.root, &words, &mut |node: &mut Node| {
-            remove_matching(&mut node.bindings, |b| {
-                !b.matches(destination, routing_key, arguments)
-            })
-            .len()
+            node.bindings.remove(destination, routing_key, arguments)
         })
-        .unwrap_or(0);
-        self.count -= removed;
-        removed > 0
+        .unwrap_or(false);
+        self.count -= removed as usize;
+        removed
     }
 
     fn unbind_all(&mut self, destination: &Destination) -> Vec<Binding> {
@@ -188,7 +175,7 @@ impl Router for TopicRouter {
             let words = binding_words(key.as_bytes());
             removed.extend(
                 with_node(&mut self.root, &words, &mut |node: &mut Node| {
-                    remove_matching(&mut node.bindings, |b| !b.destination.same_as(destination))
+                    node.bindings.remove_destination(destination)
                 })
                 .unwrap_or_default(),
             );
