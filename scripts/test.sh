@@ -14,6 +14,13 @@ cargo build --release --locked
 echo "== cargo test"
 cargo test --release --locked --workspace
 
+echo "== web UI in headless Chromium (tests/ui: its own Warren on free ports)"
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+(cd tests/ui && npm ci --no-audit --no-fund --loglevel=error && node --test) \
+  || { echo "web UI browser tests failed"; exit 1; }
+
 # Ports of our own so a broker already on 5672 (or RabbitMQ) is not disturbed.
 export WARREN_AMQP_PORT="${WARREN_AMQP_PORT:-25672}" WARREN_HTTP_PORT="${WARREN_HTTP_PORT:-35672}"
 export WARREN_PROMETHEUS_PORT="${WARREN_PROMETHEUS_PORT:-45692}"

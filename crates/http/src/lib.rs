@@ -95,7 +95,10 @@ impl AppState {
 
     /// The management API and web UI.
     pub fn router(&self) -> Router {
-        api::router().merge(ui::router()).with_state(self.clone())
+        api::router()
+            .merge(ui::router())
+            .layer(axum::middleware::from_fn(ui::no_challenge_for_scripts))
+            .with_state(self.clone())
     }
 
     /// Samples message rates every `stats_interval` until `shutdown` turns true.
