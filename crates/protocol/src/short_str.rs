@@ -40,7 +40,10 @@ impl ShortStr {
     /// Wraps a static string. Longer than 255 bytes is a programming error, caught when it is
     /// built (at compile time in const contexts), never a wrapped length on the wire.
     pub const fn from_static(s: &'static str) -> Self {
-        assert!(s.len() <= Self::MAX_LEN, "a short string is at most 255 bytes");
+        assert!(
+            s.len() <= Self::MAX_LEN,
+            "a short string is at most 255 bytes"
+        );
         ShortStr(Bytes::from_static(s.as_bytes()))
     }
 
