@@ -70,11 +70,10 @@ impl AccessCheck {
             } else {
                 name.clone()
             };
+            // RabbitMQ 3.10's text, which does not say which permission was missing.
             Err(AmqpError::access_refused(format!(
-                "{} access to {kind} '{shown}' in vhost '{}' refused for user '{}'",
-                access.as_str(),
-                self.vhost,
-                self.user
+                "access to {kind} '{shown}' in vhost '{}' refused for user '{}'",
+                self.vhost, self.user
             )))
         }
     }
