@@ -10,7 +10,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
-use warren_broker::{Broker, BrokerConfig};
+use warren_broker::Broker;
 use warren_http::{AppState, HttpConfig};
 use warren_server::ServerConfig;
 
@@ -39,46 +39,22 @@ impl Resp {
 }
 
 fn start() -> Harness {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()),
-        ))
-        .with_test_writer()
-        .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let broker = Broker::new(BrokerConfig::default());
-    let (stop, stop_rx) = watch::channel(false);
-    let (http_port, amqp_port) = rt.block_on(async {
-        let amqp = warren_server::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let amqp_port = amqp.local_addr().unwrap().port();
-        let config = ServerConfig {
+    let warren_testkit::Started {
+        rt,
+        broker,
+        amqp_port,
+        http_port,
+        stop,
+    } = warren_testkit::start(
+        ServerConfig {
             heartbeat: 0,
             ..ServerConfig::default()
-        };
-        tokio::spawn(warren_server::serve(
-            amqp,
-            broker.clone(),
-            config,
-            stop_rx.clone(),
-        ));
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_port = http.local_addr().unwrap().port();
-        let state = AppState::new(
-            broker.clone(),
-            HttpConfig {
-                stats_interval: Duration::from_millis(200),
-                ..HttpConfig::default()
-            },
-        );
-        tokio::spawn(warren_http::serve(http, state, stop_rx));
-        (http_port, amqp_port)
-    });
+        },
+        |_, _| HttpConfig {
+            stats_interval: Duration::from_millis(200),
+            ..HttpConfig::default()
+        },
+    );
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))

@@ -29,8 +29,7 @@ use base64::Engine;
 use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, watch};
-use warren_broker::{Broker, BrokerConfig};
-use warren_http::{AppState, HttpConfig};
+use warren_http::HttpConfig;
 use warren_server::ServerConfig;
 
 const DEFINITIONS: &str = include_str!("fixtures/rabbitmq-3.10-definitions.json");
@@ -68,37 +67,14 @@ struct Node {
 }
 
 fn start() -> Node {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()),
-        ))
-        .with_test_writer()
-        .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let broker = Broker::new(BrokerConfig::default());
-    let (stop, stop_rx) = watch::channel(false);
-    let (http_port, amqp_port) = rt.block_on(async {
-        let amqp = warren_server::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let amqp_port = amqp.local_addr().unwrap().port();
-        // The server offers heartbeats: amqprs cannot run a connection that negotiates none.
-        tokio::spawn(warren_server::serve(
-            amqp,
-            broker.clone(),
-            ServerConfig::default(),
-            stop_rx.clone(),
-        ));
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_port = http.local_addr().unwrap().port();
-        let state = AppState::new(broker.clone(), HttpConfig::default());
-        tokio::spawn(warren_http::serve(http, state, stop_rx));
-        (http_port, amqp_port)
-    });
+    // The server offers heartbeats: amqprs cannot run a connection that negotiates none.
+    let warren_testkit::Started {
+        rt,
+        amqp_port,
+        http_port,
+        stop,
+        ..
+    } = warren_testkit::start(ServerConfig::default(), |_, _| HttpConfig::default());
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(WAIT))

@@ -3,7 +3,6 @@
 //! the real `warrenctl` binary; and an amqprs client for what the CLI cannot do itself
 //! (declare, publish, get, log in).
 
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +15,8 @@ use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::BasicProperties;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
-use warren_broker::{Broker, BrokerConfig};
-use warren_http::{AppState, HttpConfig, Listener};
+use warren_broker::Broker;
+use warren_http::{HttpConfig, Listener};
 use warren_server::ServerConfig;
 
 /// Every wait on the broker is bounded by this, so a hang fails instead of stalling CI.
@@ -68,54 +67,26 @@ impl Out {
 }
 
 pub fn start() -> Harness {
-    // TEST_LOG=debug shows the broker's logs.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()),
-        ))
-        .with_test_writer()
-        .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let broker = Broker::new(BrokerConfig::default());
-    let (stop, stop_rx) = watch::channel(false);
-    let (http_port, amqp_port) = rt.block_on(async {
-        let amqp = warren_server::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let amqp_addr = amqp.local_addr().unwrap();
-        // Heartbeats stay on: amqprs 2 treats a negotiated 0 as an immediate timeout.
-        let config = ServerConfig::default();
-        tokio::spawn(warren_server::serve(
-            amqp,
-            broker.clone(),
-            config,
-            stop_rx.clone(),
-        ));
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_addr: SocketAddr = http.local_addr().unwrap();
-        let state = AppState::new(
-            broker.clone(),
-            HttpConfig {
-                stats_interval: Duration::from_millis(200),
-                listeners: vec![
-                    Listener {
-                        protocol: "amqp",
-                        addr: amqp_addr,
-                    },
-                    Listener {
-                        protocol: "http",
-                        addr: http_addr,
-                    },
-                ],
-                ..HttpConfig::default()
+    // Heartbeats stay on: amqprs 2 treats a negotiated 0 as an immediate timeout.
+    let warren_testkit::Started {
+        rt,
+        broker,
+        amqp_port,
+        http_port,
+        stop,
+    } = warren_testkit::start(ServerConfig::default(), |amqp, http| HttpConfig {
+        stats_interval: Duration::from_millis(200),
+        listeners: vec![
+            Listener {
+                protocol: "amqp",
+                addr: amqp,
             },
-        );
-        tokio::spawn(warren_http::serve(http, state, stop_rx));
-        (http_addr.port(), amqp_addr.port())
+            Listener {
+                protocol: "http",
+                addr: http,
+            },
+        ],
+        ..HttpConfig::default()
     });
     Harness {
         rt,
