@@ -127,11 +127,11 @@ pub struct AccessControl {
 }
 
 fn user_key(name: &str) -> Vec<u8> {
-    persistence::key(&["user", name])
+    persistence::key(&[b"user", name.as_bytes()])
 }
 
 fn permission_key(vhost: &str, user: &str) -> Vec<u8> {
-    persistence::key(&["permission", vhost, user])
+    persistence::key(&[b"permission", vhost.as_bytes(), user.as_bytes()])
 }
 
 impl AccessControl {
@@ -182,7 +182,8 @@ impl AccessControl {
 
     pub fn put_user(&self, user: User) {
         if let Some(p) = &self.persistence {
-            p.put(
+            // Logged by `put`; see the note on management writes in ARCHITECTURE.md.
+            let _ = p.put(
                 &user_key(&user.name),
                 &UserDef {
                     name: user.name.clone(),
@@ -214,8 +215,10 @@ impl AccessControl {
             keep
         });
         if let Some(p) = &self.persistence {
-            p.delete(&user_key(name));
-            gone.iter().for_each(|k| p.delete(k));
+            let _ = p.delete(&user_key(name));
+            gone.iter().for_each(|k| {
+                let _ = p.delete(k);
+            });
         }
         self.changed();
         removed
@@ -237,7 +240,7 @@ impl AccessControl {
 
     pub fn set_permissions(&self, vhost: &str, user: &str, permissions: Permissions) {
         if let Some(p) = &self.persistence {
-            p.put(
+            let _ = p.put(
                 &permission_key(vhost, user),
                 &PermissionDef {
                     vhost: vhost.to_string(),
@@ -261,7 +264,7 @@ impl AccessControl {
             .remove(&(vhost.to_string(), user.to_string()))
             .is_some();
         if let Some(p) = &self.persistence {
-            p.delete(&permission_key(vhost, user));
+            let _ = p.delete(&permission_key(vhost, user));
         }
         self.changed();
         removed
@@ -277,7 +280,9 @@ impl AccessControl {
             keep
         });
         if let Some(p) = &self.persistence {
-            gone.iter().for_each(|k| p.delete(k));
+            gone.iter().for_each(|k| {
+                let _ = p.delete(k);
+            });
         }
         self.changed();
     }

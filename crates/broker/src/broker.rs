@@ -131,6 +131,23 @@ impl Broker {
         self.persistence.as_ref().map(|p| p.syncer.subscribe())
     }
 
+    /// Whether a write with this group-commit ticket was announced but lost to a failed fsync.
+    pub fn durable_write_lost(&self, ticket: u64) -> bool {
+        ticket != 0
+            && self
+                .persistence
+                .as_ref()
+                .is_some_and(|p| p.syncer.lost(ticket))
+    }
+
+    /// Whether a write to the data directory failed since the last call (the monitor raises
+    /// the disk alarm on it).
+    pub fn take_storage_fault(&self) -> bool {
+        self.persistence
+            .as_ref()
+            .is_some_and(|p| p.take_storage_fault())
+    }
+
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         self.persistence.as_ref().map(|p| p.data_dir.as_path())
     }
@@ -183,8 +200,8 @@ impl Broker {
         );
         drop(vhosts);
         if let Some(p) = &self.persistence {
-            p.put(
-                &persistence::key(&["vhost", name]),
+            let _ = p.put(
+                &persistence::key(&[b"vhost", name.as_bytes()]),
                 &VhostDef {
                     name: name.to_string(),
                 },
@@ -199,7 +216,7 @@ impl Broker {
             return false;
         };
         if let Some(p) = &self.persistence {
-            p.delete(&persistence::key(&["vhost", name]));
+            let _ = p.delete(&persistence::key(&[b"vhost", name.as_bytes()]));
         }
         // Durable exchanges and bindings have definitions of their own to forget.
         for exchange in vhost.exchanges() {

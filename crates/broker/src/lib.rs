@@ -12,6 +12,7 @@ pub mod exchange;
 pub mod message;
 pub mod names;
 pub mod persistence;
+pub mod publish;
 pub mod queue;
 pub mod registry;
 pub mod vhost;
@@ -19,8 +20,9 @@ pub mod vhost;
 pub use broker::{Broker, BrokerConfig, DEFAULT_MAX_MESSAGE_SIZE};
 pub use error::{AmqpError, AmqpResult, ReplyCode};
 pub use message::Message;
+pub use publish::{Published, Routes};
 pub use queue::{
-    ChannelOutbox, ConsumerSpec, Delivery, Outbound, Queue, QueueConfig, Queued, Settlement,
+    ChannelOutbox, ConsumerSpec, Delivery, Enqueued, Outbound, Queue, QueueConfig, Queued, Settlement,
 };
 pub use vhost::VHost;
 

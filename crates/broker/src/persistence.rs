@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::error;
-use warren_protocol::FieldTable;
+use warren_protocol::{FieldTable, ShortStr};
 use warren_store::{DefinitionsLog, QueueLog, Recovered, Syncer};
 
 pub struct Persistence {
@@ -27,6 +27,8 @@ pub struct Persistence {
     next_spill: AtomicU64,
     /// Set while memory use is high: queues keep new messages on disk rather than in RAM.
     memory_pressure: AtomicBool,
+    /// Set when a write to the data directory failed (see `report_io_error`).
+    storage_fault: AtomicBool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -50,10 +52,42 @@ pub struct PermissionDef {
     pub read: String,
 }
 
+/// A name as stored: text when it is UTF-8 (readable, and what earlier releases wrote), its
+/// bytes in base64 otherwise, so that every AMQP short string comes back exactly. A lossy
+/// conversion would recover a queue under another name, with another directory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum NameDef {
+    Text(String),
+    Bytes { base64: String },
+}
+
+impl From<&ShortStr> for NameDef {
+    fn from(name: &ShortStr) -> NameDef {
+        match name.as_str() {
+            Some(text) => NameDef::Text(text.to_string()),
+            None => NameDef::Bytes {
+                base64: STANDARD.encode(name.as_bytes()),
+            },
+        }
+    }
+}
+
+impl NameDef {
+    /// The name; None for base64 that does not decode to a short string (a damaged entry).
+    pub fn to_short_str(&self) -> Option<ShortStr> {
+        let bytes = match self {
+            NameDef::Text(text) => text.as_bytes().to_vec(),
+            NameDef::Bytes { base64 } => STANDARD.decode(base64).ok()?,
+        };
+        (bytes.len() <= 255).then(|| ShortStr::from(bytes.as_slice()))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct ExchangeDef {
     pub vhost: String,
-    pub name: String,
+    pub name: NameDef,
     pub kind: String,
     pub auto_delete: bool,
     pub internal: bool,
@@ -63,7 +97,7 @@ pub struct ExchangeDef {
 #[derive(Serialize, Deserialize)]
 pub struct QueueDef {
     pub vhost: String,
-    pub name: String,
+    pub name: NameDef,
     pub auto_delete: bool,
     pub arguments: String,
 }
@@ -71,11 +105,11 @@ pub struct QueueDef {
 #[derive(Serialize, Deserialize)]
 pub struct BindingDef {
     pub vhost: String,
-    pub source: String,
-    pub destination: String,
+    pub source: NameDef,
+    pub destination: NameDef,
     /// "queue" or "exchange".
     pub destination_type: String,
-    pub routing_key: String,
+    pub routing_key: NameDef,
     pub arguments: String,
 }
 
@@ -96,8 +130,10 @@ impl Definitions {
     }
 }
 
-pub fn key(parts: &[&str]) -> Vec<u8> {
-    parts.join("\0").into_bytes()
+/// A definition's key: its parts joined by NUL. Names are taken as bytes, so two names that
+/// differ only in non-UTF-8 bytes never share a key.
+pub fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.join(&0u8)
 }
 
 pub fn encode_table(t: &FieldTable) -> String {
@@ -132,21 +168,39 @@ impl Persistence {
             definitions: Mutex::new(log),
             next_spill: AtomicU64::new(0),
             memory_pressure: AtomicBool::new(false),
+            storage_fault: AtomicBool::new(false),
         };
         Ok((Arc::new(p), defs))
     }
 
-    pub fn put(&self, key: &[u8], value: &impl Serialize) {
+    /// Writes a definition (fsynced). A failure is logged here and returned: the change it
+    /// stands for must then not be applied or answered as done.
+    pub fn put(&self, key: &[u8], value: &impl Serialize) -> io::Result<()> {
         let json = serde_json::to_vec(value).expect("definitions serialize");
-        if let Err(e) = self.definitions.lock().put(key, &json) {
-            error!(error = %e, "writing a definition failed; it will not survive a restart");
-        }
+        self.definitions.lock().put(key, &json).inspect_err(|e| {
+            error!(error = %e, "writing a definition failed");
+            self.report_io_error(e);
+        })
     }
 
-    pub fn delete(&self, key: &[u8]) {
-        if let Err(e) = self.definitions.lock().delete(key) {
+    pub fn delete(&self, key: &[u8]) -> io::Result<()> {
+        self.definitions.lock().delete(key).inspect_err(|e| {
             error!(error = %e, "deleting a definition failed");
-        }
+            self.report_io_error(e);
+        })
+    }
+
+    /// A write to the data directory failed. The monitor turns this into the disk alarm, so
+    /// that publishers stop until space comes back.
+    pub fn report_io_error(&self, e: &io::Error) {
+        tracing::debug!(error = %e, "storage fault reported");
+        self.storage_fault.store(true, Ordering::Release);
+    }
+
+    /// Whether a write failed since the last call.
+    pub fn take_storage_fault(&self) -> bool {
+        // Both flags are read and cleared: `|` rather than `||`.
+        self.storage_fault.swap(false, Ordering::AcqRel) | self.syncer.take_fault()
     }
 
     /// A durable queue's directory: named by a hash, since names may be 255 bytes of anything.

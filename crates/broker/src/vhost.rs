@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tracing::{error, warn};
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
@@ -11,7 +11,8 @@ use crate::error::{resource, AmqpError, AmqpResult, ReplyCode};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind, Routed};
 use crate::message::Message;
 use crate::names::server_generated_queue_name;
-use crate::persistence::{self, BindingDef, ExchangeDef, Persistence, QueueDef};
+use crate::persistence::{self, BindingDef, ExchangeDef, NameDef, Persistence, QueueDef};
+use crate::publish::Routes;
 use crate::queue::{Queue, QueueConfig};
 use crate::ConnectionId;
 
@@ -65,6 +66,8 @@ pub struct VHost {
     pub name: Arc<str>,
     exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
+    /// Held across a whole queue.declare (see `declare_queue`).
+    declaring: Mutex<()>,
     persistence: Option<Arc<Persistence>>,
 }
 
@@ -83,6 +86,15 @@ fn inequivalent(
     AmqpError::precondition_failed(format!(
         "inequivalent arg '{arg}' for {what}: received '{received}' but current is '{current}'"
     ))
+}
+
+/// A definition could not be written: the change is refused (RabbitMQ would fail the same
+/// operation with an internal error when its metadata store does).
+fn not_stored(what: &str, e: std::io::Error) -> AmqpError {
+    AmqpError::new(
+        ReplyCode::InternalError,
+        format!("cannot store {what}: {e}"),
+    )
 }
 
 fn default_exchange_refused() -> AmqpError {
@@ -130,6 +142,7 @@ impl VHost {
             name: Arc::from(name),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
+            declaring: Mutex::new(()),
             persistence,
         })
     }
@@ -167,65 +180,74 @@ impl VHost {
     // ---- durability ---------------------------------------------------------------------
 
     fn exchange_key(&self, name: &ShortStr) -> Vec<u8> {
-        persistence::key(&["exchange", &self.name, &name.to_string()])
+        persistence::key(&[b"exchange", self.name.as_bytes(), name.as_bytes()])
     }
 
     fn queue_key(&self, name: &ShortStr) -> Vec<u8> {
-        persistence::key(&["queue", &self.name, &name.to_string()])
+        persistence::key(&[b"queue", self.name.as_bytes(), name.as_bytes()])
     }
 
     fn binding_key(&self, source: &ShortStr, b: &Binding) -> Vec<u8> {
         persistence::key(&[
-            "binding",
-            &self.name,
-            &source.to_string(),
-            b.destination.kind(),
-            &b.destination.name().to_string(),
-            &b.routing_key.to_string(),
-            &persistence::encode_table(&b.arguments),
+            b"binding",
+            self.name.as_bytes(),
+            source.as_bytes(),
+            b.destination.kind().as_bytes(),
+            b.destination.name().as_bytes(),
+            b.routing_key.as_bytes(),
+            persistence::encode_table(&b.arguments).as_bytes(),
         ])
     }
 
-    fn persist_exchange(&self, e: &Exchange) {
-        let Some(p) = &self.persistence else { return };
+    /// Writes a durable exchange's definition; an error means it must not be created.
+    fn persist_exchange(&self, e: &Exchange) -> AmqpResult<()> {
+        let Some(p) = &self.persistence else {
+            return Ok(());
+        };
         if !e.config.durable {
-            return;
+            return Ok(());
         }
         p.put(
             &self.exchange_key(&e.name),
             &ExchangeDef {
                 vhost: self.name.to_string(),
-                name: e.name.to_string(),
+                name: NameDef::from(&e.name),
                 kind: e.config.kind.as_str().to_string(),
                 auto_delete: e.config.auto_delete,
                 internal: e.config.internal,
                 arguments: persistence::encode_table(&e.config.arguments),
             },
-        );
+        )
+        .map_err(|err| not_stored(&self.describe("exchange", &e.name), err))
     }
 
-    fn persist_binding(&self, source: &Exchange, b: &Binding) {
-        let Some(p) = &self.persistence else { return };
+    /// Writes a durable binding's definition; an error means it must not be added.
+    fn persist_binding(&self, source: &Exchange, b: &Binding) -> AmqpResult<()> {
+        let Some(p) = &self.persistence else {
+            return Ok(());
+        };
         if !source.config.durable || !destination_is_durable(&b.destination) {
-            return;
+            return Ok(());
         }
         p.put(
             &self.binding_key(&source.name, b),
             &BindingDef {
                 vhost: self.name.to_string(),
-                source: source.name.to_string(),
-                destination: b.destination.name().to_string(),
+                source: NameDef::from(&source.name),
+                destination: NameDef::from(b.destination.name()),
                 destination_type: b.destination.kind().to_string(),
-                routing_key: b.routing_key.to_string(),
+                routing_key: NameDef::from(&b.routing_key),
                 arguments: persistence::encode_table(&b.arguments),
             },
-        );
+        )
+        .map_err(|err| not_stored(&format!("binding to {}", b.destination.name()), err))
     }
 
     fn forget_binding(&self, source: &Exchange, b: &Binding) {
         if let Some(p) = &self.persistence {
             if source.config.durable && destination_is_durable(&b.destination) {
-                p.delete(&self.binding_key(&source.name, b));
+                // A failed delete is logged by `delete`; the binding comes back at restart.
+                let _ = p.delete(&self.binding_key(&source.name, b));
             }
         }
     }
@@ -256,8 +278,8 @@ impl VHost {
             return Err(reserved_prefix("exchange", &d.name));
         }
         let (durable, auto_delete, internal) = d.config_flags;
-        let mut exchanges = self.exchanges.write();
-        if let Some(existing) = exchanges.get(&d.name) {
+        let existing = self.exchanges.read().get(&d.name).cloned();
+        if let Some(existing) = existing {
             let what = self.describe("exchange", &d.name);
             let c = &existing.config;
             if c.kind != kind {
@@ -277,7 +299,7 @@ impl VHost {
             if c.internal != internal {
                 return Err(inequivalent("internal", &what, internal, c.internal));
             }
-            return Ok(existing.clone());
+            return Ok(existing);
         }
         let config = ExchangeConfig {
             kind,
@@ -287,10 +309,15 @@ impl VHost {
             arguments: d.arguments,
         };
         let exchange = Exchange::new(d.name.clone(), config);
-        exchanges.insert(d.name, exchange.clone());
-        drop(exchanges);
-        self.persist_exchange(&exchange);
-        Ok(exchange)
+        // On disk before anyone can route through it; routing is not stalled by the fsync.
+        self.persist_exchange(&exchange)?;
+        // A concurrent declare of the same name may have won; its exchange stands.
+        Ok(self
+            .exchanges
+            .write()
+            .entry(d.name)
+            .or_insert(exchange)
+            .clone())
     }
 
     pub fn delete_exchange(&self, name: &ShortStr, if_unused: bool) -> AmqpResult<()> {
@@ -329,7 +356,7 @@ impl VHost {
         }
         if exchange.config.durable {
             if let Some(p) = &self.persistence {
-                p.delete(&self.exchange_key(&exchange.name));
+                let _ = p.delete(&self.exchange_key(&exchange.name));
             }
         }
         self.remove_bindings_to(&Destination::Exchange(exchange.clone()));
@@ -401,8 +428,11 @@ impl VHost {
         } else {
             d.name
         };
-        let mut queues = self.queues.write();
-        if let Some(existing) = queues.get(&name) {
+        // Declares are serialized per vhost, so that the queue map is write-locked only for
+        // the insert itself: creating a directory and writing the definition (fsynced) must not
+        // stall publishers, which read the map.
+        let _declaring = self.declaring.lock();
+        if let Some(existing) = self.queues.read().get(&name) {
             existing.check_owner(connection)?;
             let what = self.describe("queue", &name);
             let c = &existing.config;
@@ -410,7 +440,9 @@ impl VHost {
                 return Err(inequivalent("durable", &what, d.config.durable, c.durable));
             }
             if c.exclusive != d.config.exclusive {
-                return Err(existing.check_owner(ConnectionId(u64::MAX)).unwrap_err());
+                // RabbitMQ answers an exclusive flag that does not match with the same 405 it
+                // gives another connection's exclusive queue.
+                return Err(existing.locked_error());
             }
             if c.auto_delete != d.config.auto_delete {
                 return Err(inequivalent(
@@ -430,6 +462,10 @@ impl VHost {
         }
         let owner = d.config.exclusive.then_some(connection);
         let durable = d.config.durable && !d.config.exclusive;
+        let storage_error = |e: std::io::Error| {
+            error!(queue = %name, error = %e, "cannot store a new queue");
+            not_stored(&self.describe("queue", &name), e)
+        };
         let log = match (&self.persistence, durable) {
             (Some(p), true) => {
                 // A fresh queue starts from nothing, whatever a deleted namesake left behind.
@@ -437,16 +473,10 @@ impl VHost {
                 if dir.exists() {
                     let _ = std::fs::remove_dir_all(&dir);
                 }
-                match p.open_queue_log(&self.name, name.as_bytes()) {
-                    Ok(log) => Some(log),
-                    Err(e) => {
-                        error!(queue = %name, error = %e, "cannot create the queue's log");
-                        return Err(AmqpError::new(
-                            ReplyCode::InternalError,
-                            format!("cannot store {}: {e}", self.describe("queue", &name)),
-                        ));
-                    }
-                }
+                Some(
+                    p.open_queue_log(&self.name, name.as_bytes())
+                        .map_err(storage_error)?,
+                )
             }
             _ => None,
         };
@@ -458,21 +488,25 @@ impl VHost {
             self.persistence.clone(),
             log,
         );
-        queues.insert(name, queue.clone());
-        drop(queues);
+        // The definition is on disk before the queue exists for anyone, and before declare-ok.
         if durable {
             if let Some(p) = &self.persistence {
-                p.put(
+                let stored = p.put(
                     &self.queue_key(&queue.name),
                     &QueueDef {
                         vhost: self.name.to_string(),
-                        name: queue.name.to_string(),
+                        name: NameDef::from(&queue.name),
                         auto_delete: queue.config.auto_delete,
                         arguments: persistence::encode_table(&queue.config.arguments),
                     },
                 );
+                if let Err(e) = stored {
+                    queue.mark_deleted();
+                    return Err(storage_error(e));
+                }
             }
         }
+        self.queues.write().insert(name, queue.clone());
         // Every queue is bound to the default exchange by its name; that binding is implicit
         // (routing looks the name up), as in RabbitMQ where it cannot be removed either.
         Ok(DeclaredQueue {
@@ -555,7 +589,7 @@ impl VHost {
         let count = queue.mark_deleted();
         if queue_is_durable(queue) {
             if let Some(p) = &self.persistence {
-                p.delete(&self.queue_key(&queue.name));
+                let _ = p.delete(&self.queue_key(&queue.name));
             }
         }
         self.remove_bindings_to(&Destination::Queue(queue.clone()));
@@ -599,15 +633,14 @@ impl VHost {
                 routing_key,
                 arguments,
             },
-        );
-        Ok(())
+        )
     }
 
-    fn add_binding(&self, source: &Exchange, binding: Binding) {
-        let persisted = binding.clone();
-        if source.bind(binding) {
-            self.persist_binding(source, &persisted);
-        }
+    fn add_binding(&self, source: &Exchange, binding: Binding) -> AmqpResult<()> {
+        // Written first (writing an existing binding again is harmless), applied after.
+        self.persist_binding(source, &binding)?;
+        source.bind(binding);
+        Ok(())
     }
 
     fn remove_binding(
@@ -639,9 +672,12 @@ impl VHost {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
-        let q = self.queue(queue)?;
+        // Unbinding from a queue or exchange that is gone succeeds, as in RabbitMQ 3.10:
+        // clients clean up bindings of auto-deleted queues after the fact.
+        let (Ok(q), Ok(source)) = (self.queue(queue), self.exchange(exchange)) else {
+            return Ok(());
+        };
         q.check_owner(connection)?;
-        let source = self.exchange(exchange)?;
         self.remove_binding(&source, Destination::Queue(q), routing_key, arguments);
         Ok(())
     }
@@ -665,8 +701,7 @@ impl VHost {
                 routing_key,
                 arguments,
             },
-        );
-        Ok(())
+        )
     }
 
     pub fn unbind_exchange(
@@ -679,8 +714,9 @@ impl VHost {
         if destination.is_empty() || source.is_empty() {
             return Err(default_exchange_refused());
         }
-        let dest = self.exchange(destination)?;
-        let src = self.exchange(source)?;
+        let (Ok(dest), Ok(src)) = (self.exchange(destination), self.exchange(source)) else {
+            return Ok(());
+        };
         self.remove_binding(&src, Destination::Exchange(dest), routing_key, arguments);
         Ok(())
     }
@@ -689,7 +725,11 @@ impl VHost {
 
     pub(crate) fn restore_exchange(&self, def: &ExchangeDef) {
         let Some(kind) = ExchangeKind::parse(def.kind.as_bytes()) else {
-            warn!(exchange = %def.name, kind = %def.kind, "stored exchange of unknown type skipped");
+            warn!(exchange = ?def.name, kind = %def.kind, "stored exchange of unknown type skipped");
+            return;
+        };
+        let Some(name) = def.name.to_short_str() else {
+            warn!(exchange = ?def.name, "stored exchange with an undecodable name skipped");
             return;
         };
         let config = ExchangeConfig {
@@ -699,7 +739,6 @@ impl VHost {
             internal: def.internal,
             arguments: persistence::decode_table(&def.arguments),
         };
-        let name = ShortStr::from(def.name.as_str());
         self.exchanges
             .write()
             .insert(name.clone(), Exchange::new(name, config));
@@ -707,11 +746,14 @@ impl VHost {
 
     pub(crate) fn restore_queue(&self, def: &QueueDef) {
         let Some(p) = &self.persistence else { return };
-        let name = ShortStr::from(def.name.as_str());
+        let Some(name) = def.name.to_short_str() else {
+            warn!(queue = ?def.name, "stored queue with an undecodable name skipped");
+            return;
+        };
         let log = match p.open_queue_log(&self.name, name.as_bytes()) {
             Ok(log) => log,
             Err(e) => {
-                error!(queue = %def.name, error = %e, "cannot recover the queue's log; queue skipped");
+                error!(queue = %name, error = %e, "cannot recover the queue's log; queue skipped");
                 return;
             }
         };
@@ -733,10 +775,17 @@ impl VHost {
     }
 
     pub(crate) fn restore_binding(&self, def: &BindingDef) {
-        let Ok(source) = self.exchange(&ShortStr::from(def.source.as_str())) else {
+        let (Some(source), Some(dest_name), Some(routing_key)) = (
+            def.source.to_short_str(),
+            def.destination.to_short_str(),
+            def.routing_key.to_short_str(),
+        ) else {
+            warn!(source = ?def.source, "stored binding with an undecodable name skipped");
             return;
         };
-        let dest_name = ShortStr::from(def.destination.as_str());
+        let Ok(source) = self.exchange(&source) else {
+            return;
+        };
         let destination = match def.destination_type.as_str() {
             "queue" => self.queue(&dest_name).map(Destination::Queue),
             _ => self.exchange(&dest_name).map(Destination::Exchange),
@@ -744,7 +793,7 @@ impl VHost {
         let Ok(destination) = destination else { return };
         source.bind(Binding {
             destination,
-            routing_key: ShortStr::from(def.routing_key.as_str()),
+            routing_key,
             arguments: persistence::decode_table(&def.arguments),
         });
     }
@@ -756,12 +805,12 @@ impl VHost {
         &self,
         exchange: &ShortStr,
         message: &Message,
-        out: &mut Vec<Arc<Queue>>,
+        out: &mut Routes,
     ) -> AmqpResult<()> {
         if exchange.is_empty() {
             // The default exchange: every queue is bound by its own name.
             if let Some(q) = self.queues.read().get(&message.routing_key) {
-                out.push(q.clone());
+                out.add(q.clone());
             }
             return Ok(());
         }
@@ -778,11 +827,7 @@ impl VHost {
         let mut hops = 0;
         while let Some(dest) = pending.pop() {
             match dest {
-                Destination::Queue(q) => {
-                    if !out.iter().any(|seen| Arc::ptr_eq(seen, &q)) {
-                        out.push(q);
-                    }
-                }
+                Destination::Queue(q) => out.add(q),
                 Destination::Exchange(e) => {
                     hops += 1;
                     if hops > MAX_EXCHANGE_HOPS || visited.contains(&Arc::as_ptr(&e)) {
@@ -854,9 +899,9 @@ mod tests {
             &Default::default(),
             "m".into(),
         );
-        let mut out = Vec::new();
+        let mut out = Routes::default();
         v.route(&exchange.into(), &m, &mut out).unwrap();
-        let mut names: Vec<String> = out.iter().map(|q| q.name.to_string()).collect();
+        let mut names: Vec<String> = out.queues().iter().map(|q| q.name.to_string()).collect();
         names.sort();
         names
     }

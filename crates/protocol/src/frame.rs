@@ -49,7 +49,7 @@ pub struct ContentHeader {
 /// Why the byte stream is not a valid sequence of frames. All are connection errors.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum FrameError {
-    #[error("frame of {size} bytes exceeds the negotiated frame_max of {max}")]
+    #[error("frame payload of {size} bytes exceeds the negotiated frame_max of {max}")]
     TooLarge { size: usize, max: u32 },
     #[error("frame does not end with 0xCE (got {0:#04x})")]
     BadFrameEnd(u8),
@@ -63,7 +63,8 @@ pub enum FrameError {
 
 /// Takes one whole frame off the front of `buf`, or returns `Ok(None)` if more bytes are needed.
 ///
-/// `frame_max` is the negotiated maximum frame size (header and end octet included).
+/// `frame_max` is the negotiated maximum frame size; see the check below for how much payload
+/// that admits.
 pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, FrameError> {
     if buf.len() < FRAME_HEADER_SIZE {
         return Ok(None);
@@ -72,9 +73,11 @@ pub fn parse_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, 
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
     let total = size + FRAME_OVERHEAD;
-    if frame_max != 0 && total > frame_max as usize {
+    // RabbitMQ's reader lets a payload of up to frame_max bytes through (its "fudge" of one
+    // frame overhead), and clients that split bodies at frame_max rely on it; so does Warren.
+    if frame_max != 0 && size > frame_max as usize {
         return Err(FrameError::TooLarge {
-            size: total,
+            size,
             max: frame_max,
         });
     }
@@ -281,6 +284,25 @@ mod tests {
             let mut buf = BytesMut::from(&out[..cut]);
             assert_eq!(parse_frame(&mut buf, 4096).unwrap(), None);
         }
+    }
+
+    #[test]
+    fn a_payload_of_exactly_frame_max_is_accepted_and_one_more_byte_is_not() {
+        let frame_max = 4096u32;
+        let mut out = BytesMut::new();
+        let body = vec![7u8; frame_max as usize];
+        encode_body_frames(&mut out, 1, &body, frame_max + FRAME_OVERHEAD as u32);
+        let frame = parse_frame(&mut out, frame_max).unwrap().unwrap();
+        assert!(matches!(frame, Frame::Body { payload, .. } if payload.len() == body.len()));
+        let mut over = BytesMut::new();
+        encode_body_frames(&mut over, 1, &[7u8; 4097], 4097 + FRAME_OVERHEAD as u32);
+        assert_eq!(
+            parse_frame(&mut over, frame_max),
+            Err(FrameError::TooLarge {
+                size: 4097,
+                max: frame_max
+            })
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use warren_broker::registry::{ChannelSnapshot, ConnectionStats, ConsumerSnapshot
 use warren_broker::vhost::{ExchangeDeclare, QueueDeclare};
 use warren_broker::{
     AmqpError, AmqpResult, Broker, ChannelOutbox, ConnectionId, ConsumerSpec, Delivery, Message,
-    Queue, Queued, ReplyCode, Settlement, VHost,
+    Published, Queue, Queued, ReplyCode, Routes, Settlement, VHost,
 };
 use warren_protocol::*;
 
@@ -62,6 +62,43 @@ struct Unacked {
     item: Queued,
 }
 
+/// Deliveries encoded this turn, per consumer. Once the connection's write completes, each
+/// queue hears how many of its consumer's deliveries reached the socket, which opens that
+/// consumer's window again (`warren_broker::queue::SOCKET_WINDOW`).
+#[derive(Default)]
+pub struct WrittenDeliveries(Vec<(Arc<Queue>, u64, u32, usize)>);
+
+impl WrittenDeliveries {
+    fn add(&mut self, queue: &Arc<Queue>, consumer: u64, bytes: usize) {
+        if let Some(last) = self.0.last_mut() {
+            if last.1 == consumer && Arc::ptr_eq(&last.0, queue) {
+                last.2 += 1;
+                last.3 += bytes;
+                return;
+            }
+        }
+        self.0.push((queue.clone(), consumer, 1, bytes));
+    }
+
+    /// Tells the queues; one lock per run of one consumer's deliveries.
+    pub fn report(&mut self) {
+        for (queue, consumer, n, bytes) in self.0.drain(..) {
+            queue.written(consumer, n, bytes);
+        }
+    }
+}
+
+/// A publish awaiting its confirm.
+#[derive(Clone, Copy, Debug)]
+pub struct Unconfirmed {
+    /// The publish sequence number (the confirm's delivery tag).
+    seq: u64,
+    /// The group commit to wait for (0: none); an ack once it is durable.
+    ticket: u64,
+    /// A queue refused the message: a nack (still in order, after the publishes before it).
+    rejected: bool,
+}
+
 /// A message published inside a transaction, routed at commit.
 struct TxPublish {
     exchange: ShortStr,
@@ -88,16 +125,18 @@ pub struct Channel {
     consumer_prefetch: u32,
     /// Publisher confirms: the next publish sequence number, once confirm.select was seen.
     confirm_next: Option<u64>,
-    /// Publishes not yet confirmed: (publish sequence number, group-commit ticket to wait for).
-    /// Tickets are 0 for messages that needed no fsync.
-    pub unconfirmed: VecDeque<(u64, u64)>,
-    /// tx.commit-oks owed once their group-commit tickets are durable.
-    commits_awaiting_disk: VecDeque<u64>,
+    /// Publishes not yet confirmed, in publish order.
+    pub unconfirmed: VecDeque<Unconfirmed>,
+    /// tx.commit-oks owed once their group-commit tickets are durable, and whether a queue
+    /// refused one of the commit's publishes.
+    commits_awaiting_disk: VecDeque<(u64, bool)>,
+    /// A commit could not be stored: the connection closes the channel with 541.
+    pub commit_failed: bool,
     tx: Option<TxState>,
     last_queue: Option<ShortStr>,
     /// The hidden queue behind this channel's direct reply-to consumer.
     reply_queue: Option<ShortStr>,
-    routed: Vec<Arc<Queue>>,
+    routes: Routes,
     conn_stats: Arc<ConnectionStats>,
     counters: ChannelCounters,
 }
@@ -116,10 +155,11 @@ impl Channel {
             confirm_next: None,
             unconfirmed: VecDeque::new(),
             commits_awaiting_disk: VecDeque::new(),
+            commit_failed: false,
             tx: None,
             last_queue: None,
             reply_queue: None,
-            routed: Vec::new(),
+            routes: Routes::default(),
             conn_stats,
             counters: ChannelCounters::default(),
         }
@@ -355,9 +395,9 @@ impl Channel {
                         "channel is not transactional",
                     ));
                 };
-                let ticket = self.commit(tx, ctx)?;
+                let committed = self.commit(tx, ctx)?;
                 // As with confirms: commit-ok promises the persistent messages are on disk.
-                self.commits_awaiting_disk.push_back(ticket);
+                self.commits_awaiting_disk.push_back(committed);
                 Ok(())
             }
             Method::TxRollback(_) => {
@@ -497,84 +537,107 @@ impl Channel {
             });
             return Ok(());
         }
-        let ticket = self.route_and_enqueue(&publish.exchange, publish.mandatory, message, ctx)?;
+        let outcome = self.route_and_enqueue(&publish.exchange, publish.mandatory, message, ctx)?;
         if let Some(next) = self.confirm_next.as_mut() {
-            // Every queue holds the message now; the confirm goes out once the group commit
-            // with `ticket` (if any) has reached the disk.
-            self.unconfirmed.push_back((*next, ticket));
+            // The confirm goes out once the group commit it needs (if any) is on disk.
+            let (ticket, rejected) = match outcome {
+                Published::Routed { ticket, rejected } => (ticket, rejected),
+                Published::Unroutable(_) => (0, false),
+            };
+            self.unconfirmed.push_back(Unconfirmed {
+                seq: *next,
+                ticket,
+                rejected,
+            });
             *next += 1;
             ConnectionStats::add(&self.conn_stats.confirmed, 1);
         }
         Ok(())
     }
 
+    /// Publishes through the broker; an unroutable mandatory message goes back to the client.
+    /// The returned outcome no longer holds an unroutable message.
     fn route_and_enqueue(
         &mut self,
         exchange: &ShortStr,
         mandatory: bool,
         message: Message,
         ctx: &mut Ctx,
-    ) -> AmqpResult<u64> {
+    ) -> AmqpResult<Published> {
         self.counters.published += 1;
         ConnectionStats::add(&self.conn_stats.published, 1);
-        self.routed.clear();
-        ctx.vhost.route(exchange, &message, &mut self.routed)?;
-        if self.routed.is_empty() {
-            let unroutable = if mandatory {
-                &self.conn_stats.unroutable_returned
-            } else {
-                &self.conn_stats.unroutable_dropped
-            };
-            ConnectionStats::add(unroutable, 1);
-            if mandatory {
-                ctx.out.content(
-                    self.id,
-                    &Method::BasicReturn(BasicReturn {
-                        reply_code: ReplyCode::NoRoute.code(),
-                        reply_text: ShortStr::from_static("NO_ROUTE"),
-                        exchange: message.exchange.clone(),
-                        routing_key: message.routing_key.clone(),
-                    }),
-                    &message,
-                );
+        match ctx.vhost.publish(exchange, message, &mut self.routes)? {
+            Published::Unroutable(message) => {
+                let unroutable = if mandatory {
+                    &self.conn_stats.unroutable_returned
+                } else {
+                    &self.conn_stats.unroutable_dropped
+                };
+                ConnectionStats::add(unroutable, 1);
+                if mandatory {
+                    ctx.out.content(
+                        self.id,
+                        &Method::BasicReturn(BasicReturn {
+                            reply_code: ReplyCode::NoRoute.code(),
+                            reply_text: ShortStr::from_static("NO_ROUTE"),
+                            exchange: message.exchange.clone(),
+                            routing_key: message.routing_key.clone(),
+                        }),
+                        &message,
+                    );
+                }
+                Ok(Published::Routed {
+                    ticket: 0,
+                    rejected: false,
+                })
             }
-            return Ok(0);
+            routed => {
+                ConnectionStats::add(&self.conn_stats.routed, 1);
+                Ok(routed)
+            }
         }
-        ConnectionStats::add(&self.conn_stats.routed, 1);
-        let message = Arc::new(message);
-        let mut ticket = 0;
-        for queue in self.routed.drain(..) {
-            ticket = ticket.max(queue.enqueue(message.clone()));
-        }
-        Ok(ticket)
     }
 
-    /// Writes the replies that were waiting for group commits up to `durable` to reach the
-    /// disk: one cumulative basic.ack for the confirmable publishes, and tx.commit-oks.
-    pub fn write_durable_replies(&mut self, durable: u64, out: &mut Writer) {
-        let mut last = None;
-        while let Some(&(seq, ticket)) = self.unconfirmed.front() {
-            if ticket > durable {
+    /// Writes the replies whose group commits have reached the disk (`durable`): confirms in
+    /// publish order, runs of acks coalesced into one basic.ack (multiple), a basic.nack for
+    /// each publish a queue refused or whose fsync failed; then tx.commit-oks.
+    pub fn write_durable_replies(&mut self, durable: u64, broker: &Broker, out: &mut Writer) {
+        let mut acked_through = None;
+        while let Some(&next) = self.unconfirmed.front() {
+            if next.ticket > durable {
                 break;
             }
-            last = Some(seq);
             self.unconfirmed.pop_front();
-        }
-        if let Some(seq) = last {
+            if !next.rejected && !broker.durable_write_lost(next.ticket) {
+                acked_through = Some(next.seq);
+                continue;
+            }
+            if let Some(seq) = acked_through.take() {
+                out.method(self.id, &confirm_ack(seq));
+            }
             out.method(
                 self.id,
-                &Method::BasicAck(BasicAck {
-                    delivery_tag: seq,
-                    multiple: true,
+                &Method::BasicNack(BasicNack {
+                    delivery_tag: next.seq,
+                    multiple: false,
+                    requeue: false,
                 }),
             );
         }
-        while self
-            .commits_awaiting_disk
-            .front()
-            .is_some_and(|&t| t <= durable)
-        {
+        if let Some(seq) = acked_through {
+            out.method(self.id, &confirm_ack(seq));
+        }
+        while let Some(&(ticket, failed)) = self.commits_awaiting_disk.front() {
+            if ticket > durable {
+                break;
+            }
             self.commits_awaiting_disk.pop_front();
+            if failed || broker.durable_write_lost(ticket) {
+                // The commit did not take effect as promised; RabbitMQ has no tx.commit
+                // failure reply short of an error, so the channel is told the hard way.
+                self.commit_failed = true;
+                continue;
+            }
             out.method(self.id, &Method::TxCommitOk(TxCommitOk));
         }
     }
@@ -612,17 +675,24 @@ impl Channel {
         Ok(out.freeze())
     }
 
-    /// Applies a transaction; returns the group-commit ticket its publishes need.
-    fn commit(&mut self, tx: TxState, ctx: &mut Ctx) -> AmqpResult<u64> {
-        let mut ticket = 0;
+    /// Applies a transaction; returns the group-commit ticket its publishes need and whether a
+    /// queue refused one of them.
+    fn commit(&mut self, tx: TxState, ctx: &mut Ctx) -> AmqpResult<(u64, bool)> {
+        let (mut ticket, mut rejected) = (0, false);
         for p in tx.publishes {
-            ticket =
-                ticket.max(self.route_and_enqueue(&p.exchange, p.mandatory, p.message, ctx)?);
+            if let Published::Routed {
+                ticket: t,
+                rejected: r,
+            } = self.route_and_enqueue(&p.exchange, p.mandatory, p.message, ctx)?
+            {
+                ticket = ticket.max(t);
+                rejected |= r;
+            }
         }
         for (tag, multiple, how) in tx.settlements {
             self.settle_now(tag, multiple, how, ctx)?;
         }
-        Ok(ticket)
+        Ok((ticket, rejected))
     }
 
     // ---- consuming ----------------------------------------------------------------------
@@ -799,9 +869,9 @@ impl Channel {
         tag
     }
 
-    /// Writes a delivery from a queue, or hands it back if its consumer is gone.
-    /// Returns the delivery when it was for a no-ack consumer (its window slot frees on write).
-    pub fn deliver(&mut self, d: Delivery, out: &mut Writer) -> Option<(Arc<Queue>, u64)> {
+    /// Writes a delivery from a queue, or hands it back if its consumer is gone. What is
+    /// written is noted in `written`, so that the queue hears when it reached the socket.
+    pub fn deliver(&mut self, d: Delivery, out: &mut Writer, written: &mut WrittenDeliveries) {
         let live = !self.closing
             && self
                 .consumers
@@ -812,7 +882,7 @@ impl Channel {
                 self.outbox.release(1);
             }
             d.queue.restore_unsent(d.consumer_id, d.no_ack, d.item);
-            return None;
+            return;
         }
         self.counters.delivered += 1;
         let delivered = if d.no_ack {
@@ -834,8 +904,9 @@ impl Channel {
             routing_key: d.item.message.routing_key.clone(),
         });
         out.content(self.id, &method, &d.item.message);
+        written.add(&d.queue, d.consumer_id, d.item.message.size());
         if d.no_ack {
-            return Some((d.queue, d.consumer_id));
+            return;
         }
         self.unacked.insert(
             tag,
@@ -845,7 +916,6 @@ impl Channel {
                 item: d.item,
             },
         );
-        None
     }
 
     // ---- acknowledgements ---------------------------------------------------------------
@@ -892,10 +962,10 @@ impl Channel {
         self.check_tag(tag, multiple)?;
         let settled: Vec<Unacked> = if multiple {
             // tag 0 with multiple means "everything outstanding".
-            let keep = if tag == 0 {
-                BTreeMap::new()
-            } else {
-                self.unacked.split_off(&(tag + 1))
+            // (checked: a client may send 2^64-1, which must settle everything, not wrap.)
+            let keep = match tag.checked_add(1) {
+                Some(above) if tag != 0 => self.unacked.split_off(&above),
+                _ => BTreeMap::new(),
             };
             std::mem::replace(&mut self.unacked, keep)
                 .into_values()
@@ -1005,3 +1075,10 @@ impl Channel {
 }
 
 use warren_protocol::QueueDeclare as QueueDeclare_;
+
+fn confirm_ack(seq: u64) -> Method {
+    Method::BasicAck(BasicAck {
+        delivery_tag: seq,
+        multiple: true,
+    })
+}

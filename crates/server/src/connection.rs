@@ -22,13 +22,13 @@ use warren_broker::registry::{
     ClientInfo, ConnectionInfo, ConnectionStats, Control, NewConnection,
 };
 use warren_broker::{
-    AmqpError, Broker, ChannelOutbox, ConnectionId, Outbound, Queue, ReplyCode, VHost,
+    AmqpError, Broker, ChannelOutbox, ConnectionId, Outbound, ReplyCode, VHost,
 };
 use warren_protocol::constants::FRAME_MIN_SIZE;
 use warren_protocol::*;
 
 use crate::access::AccessCheck;
-use crate::channel::{Channel, Ctx};
+use crate::channel::{Channel, Ctx, WrittenDeliveries};
 use crate::writer::Writer;
 use crate::ServerConfig;
 
@@ -102,8 +102,8 @@ struct Connection {
     outbox_rx: mpsc::UnboundedReceiver<Outbound>,
     /// Group-commit announcements; None when the broker keeps nothing on disk.
     durable_rx: Option<watch::Receiver<u64>>,
-    /// No-ack deliveries written this turn: their queues get the window slots back.
-    written_no_ack: Vec<(Arc<Queue>, u64)>,
+    /// Deliveries written this turn: their queues open the consumers' windows again.
+    written: WrittenDeliveries,
     /// The client has published; such connections are blocked during resource alarms.
     published: bool,
     /// Blocked by a resource alarm: the socket is not read until it clears.
@@ -152,7 +152,7 @@ pub async fn run(
             outbox_tx,
             outbox_rx,
             durable_rx: None,
-            written_no_ack: Vec::new(),
+            written: WrittenDeliveries::default(),
             published: false,
             blocked: false,
             last_received: now,
@@ -160,7 +160,8 @@ pub async fn run(
             closing_since: None,
         };
         let result = conn.serve(stream, shutdown).await;
-        conn.release();
+        // Dropping the connection releases what it holds (see `Drop`).
+        drop(conn);
         match result {
             Ok(()) => debug!("closed"),
             Err(reason) => info!(%reason, "connection ended"),
@@ -211,7 +212,11 @@ impl Connection {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            self.flush_confirms();
+            if self.phase != Phase::Closing {
+                if let Err(stop) = self.flush_confirms() {
+                    self.stop(stop, &mut writer).await?;
+                }
+            }
             if !self.out.is_empty() {
                 writer
                     .write_all(&self.out.buf)
@@ -498,13 +503,16 @@ impl Connection {
                 self.phase = Phase::Done;
                 Ok(())
             }
-            (Phase::Open, Method::ConnectionUpdateSecret(_)) => Err(Stop::Close(
-                AmqpError::not_implemented(
-                    "connection.update-secret: Warren has no token-based authentication backend",
-                ),
-                class_id,
-                method_id,
-            )),
+            (Phase::Open, Method::ConnectionUpdateSecret(m)) => {
+                // As RabbitMQ 3.10 with its internal user database: passwords do not expire,
+                // so there is nothing to refresh and the new secret is not checked.
+                debug!(reason = %m.reason, "connection.update-secret");
+                self.out.method(
+                    0,
+                    &Method::ConnectionUpdateSecretOk(ConnectionUpdateSecretOk),
+                );
+                Ok(())
+            }
             (Phase::Open, Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_)) => Ok(()),
             (_, _) => Err(unexpected(&format!(
                 "a connection method valid after {}",
@@ -782,7 +790,7 @@ impl Connection {
             channel.closing = true;
             // Confirms for publishes before the error are still owed, as far as they are safe.
             let durable = self.durable_rx.as_ref().map_or(u64::MAX, |rx| *rx.borrow());
-            channel.write_durable_replies(durable, &mut self.out);
+            channel.write_durable_replies(durable, &self.broker, &mut self.out);
         }
         self.out.method(
             id,
@@ -801,11 +809,7 @@ impl Connection {
     fn on_outbound(&mut self, event: Outbound) {
         match event {
             Outbound::Deliver(d) => match self.channels.get_mut(&d.channel) {
-                Some(channel) => {
-                    if let Some(no_ack) = channel.deliver(d, &mut self.out) {
-                        self.written_no_ack.push(no_ack);
-                    }
-                }
+                Some(channel) => channel.deliver(d, &mut self.out, &mut self.written),
                 None => return_unsent(d),
             },
             Outbound::ConsumerCancelled {
@@ -831,33 +835,28 @@ impl Connection {
 
     /// Publisher confirms are coalesced: one basic.ack (multiple) per channel per turn, for
     /// the publishes whose group commit (if they needed one) is on disk.
-    fn flush_confirms(&mut self) {
+    fn flush_confirms(&mut self) -> Result<(), Stop> {
         let durable = self
             .durable_rx
             .as_mut()
             .map_or(u64::MAX, |rx| *rx.borrow_and_update());
+        let mut failed_commit = false;
         for channel in self.channels.values_mut() {
-            channel.write_durable_replies(durable, &mut self.out);
+            channel.write_durable_replies(durable, &self.broker, &mut self.out);
+            failed_commit |= std::mem::take(&mut channel.commit_failed);
         }
+        if failed_commit {
+            let e = AmqpError::new(
+                ReplyCode::InternalError,
+                "a transaction could not be stored: the disk refused its messages",
+            );
+            return Err(Stop::Close(e, 90, 20));
+        }
+        Ok(())
     }
 
     fn report_written(&mut self) {
-        if self.written_no_ack.is_empty() {
-            return;
-        }
-        let mut written = std::mem::take(&mut self.written_no_ack);
-        let mut i = 0;
-        while i < written.len() {
-            let (queue, consumer) = (&written[i].0, written[i].1);
-            let run = written[i..]
-                .iter()
-                .take_while(|(q, c)| Arc::ptr_eq(q, queue) && *c == consumer)
-                .count();
-            queue.written(consumer, run as u32);
-            i += run;
-        }
-        written.clear();
-        self.written_no_ack = written;
+        self.written.report();
     }
 
     fn release_channels(&mut self) {
@@ -870,7 +869,7 @@ impl Connection {
     }
 
     /// The connection is over: channels give back what they hold, deliveries still on their
-    /// way return to their queues, exclusive queues go.
+    /// way return to their queues, exclusive queues go. Runs once, from `Drop`.
     fn release(&mut self) {
         self.release_channels();
         self.channels_closed(self.channels.len());
@@ -887,6 +886,16 @@ impl Connection {
         if let Some(vhost) = &self.vhost {
             vhost.delete_exclusive_queues(self.id);
         }
+    }
+}
+
+/// Releasing on drop rather than at the end of `run` means that even a bug that panics the
+/// connection's task gives back its unacked messages, leaves the connection registry, and
+/// deletes its exclusive queues: a panic costs the client its connection, never a ghost
+/// connection or orphaned messages.
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

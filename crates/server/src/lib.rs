@@ -75,7 +75,37 @@ pub async fn serve(
     info!("AMQP listener stopped");
 }
 
-/// Binds and serves on `addr`; returns the bound address (useful with port 0 in tests).
+/// Binds a listening socket on `addr` (port 0 picks a free one, as tests do).
+///
+/// The unspecified IPv6 address `::` listens dual-stack, as RabbitMQ's default `[::]` does, so
+/// that clients reach Warren whether `localhost` resolves to ::1 or 127.0.0.1 for them (IPv4
+/// peers arrive as mapped addresses, which the rest of Warren canonicalizes). On a machine
+/// without IPv6 it falls back to 0.0.0.0.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if let SocketAddr::V6(v6) = addr {
+        if v6.ip().is_unspecified() {
+            match bind_dual_stack(addr) {
+                Ok(listener) => return Ok(listener),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(e),
+                Err(e) => {
+                    warn!(error = %e, "cannot listen on [::] (no IPv6?); listening on 0.0.0.0");
+                    let v4 = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
+                    return TcpListener::bind(v4).await;
+                }
+            }
+        }
+    }
     TcpListener::bind(addr).await
+}
+
+fn bind_dual_stack(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    // As tokio's own bind: a restarted broker must not wait out TIME_WAIT on its port.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }

@@ -27,6 +27,8 @@ use crate::syncer::{Flush, Syncer};
 /// Segments are sealed at this size: small enough that scanning the last one at recovery is
 /// quick and that space comes back in useful steps, large enough to keep file counts low.
 const SEGMENT_MAX: u64 = 16 * 1024 * 1024;
+/// A fully acked active segment is deleted once it holds this much (see `free_drained_active`).
+const ACTIVE_FREE_AT: u64 = 1024 * 1024;
 /// The journal is rewritten in compact form once it grows past this.
 const JOURNAL_COMPACT_AT: u64 = 4 * 1024 * 1024;
 const PERSISTENT: u8 = 1;
@@ -392,6 +394,7 @@ impl QueueLog {
         if let Some((s, e)) = run {
             inner.journal.append_dead(s, e)?;
         }
+        inner.free_drained_active()?;
         inner.write_delivered()?;
         inner.journal.flush()?;
         inner.maybe_compact()?;
@@ -556,6 +559,18 @@ impl Inner {
                 // segment is left alone).
                 let _ = self.free_empty_segments(false);
             }
+        }
+    }
+
+    /// A drained log gives its active segment back too, once it is big enough to be worth
+    /// a new file: otherwise a queue that filled a disk and was then drained would keep up to
+    /// a segment's worth of dead records on it.
+    fn free_drained_active(&mut self) -> io::Result<()> {
+        match self.segments.last() {
+            Some(active) if active.live == 0 && self.active_size >= ACTIVE_FREE_AT => {
+                self.free_empty_segments(true)
+            }
+            _ => Ok(()),
         }
     }
 

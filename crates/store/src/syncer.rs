@@ -35,8 +35,13 @@ pub struct Syncer {
     highest_ticket: AtomicU64,
     durable: watch::Sender<u64>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// Set by a failed fsync: from then on nothing is announced durable.
-    failed: std::sync::atomic::AtomicBool,
+    /// Rounds whose fsync failed. Rare, so a short list; never cleared, since a publish that
+    /// waited on such a round may ask about it at any later time.
+    failed_rounds: Mutex<Vec<u64>>,
+    /// Whether `failed_rounds` is non-empty, so that confirms need no lock in the usual case.
+    ever_failed: std::sync::atomic::AtomicBool,
+    /// Set by a failed fsync until `take_fault` reads it (the disk alarm's cue).
+    fault: std::sync::atomic::AtomicBool,
 }
 
 impl Syncer {
@@ -49,7 +54,9 @@ impl Syncer {
             highest_ticket: AtomicU64::new(0),
             durable,
             thread: Mutex::new(None),
-            failed: std::sync::atomic::AtomicBool::new(false),
+            failed_rounds: Mutex::new(Vec::new()),
+            ever_failed: std::sync::atomic::AtomicBool::new(false),
+            fault: std::sync::atomic::AtomicBool::new(false),
         });
         let worker = syncer.clone();
         let handle = std::thread::Builder::new()
@@ -75,6 +82,24 @@ impl Syncer {
 
     pub fn durable(&self) -> u64 {
         *self.durable.borrow()
+    }
+
+    /// Whether a write with `ticket` may have been lost to a failed fsync, although its epoch
+    /// was announced. Such a write was flushed by round `ticket` or `ticket - 1` (see the
+    /// module comment), so a failure of either means it is not known to be on disk.
+    pub fn lost(&self, ticket: u64) -> bool {
+        if !self.ever_failed.load(Ordering::Acquire) {
+            return false;
+        }
+        self.failed_rounds
+            .lock()
+            .iter()
+            .any(|&round| round == ticket || round + 1 == ticket)
+    }
+
+    /// Whether an fsync failed since the last call.
+    pub fn take_fault(&self) -> bool {
+        self.fault.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn mark_dirty(&self, log: Arc<dyn Flush>) {
@@ -103,19 +128,24 @@ impl Syncer {
             for log in &batch {
                 files.extend(log.flush_for_sync());
             }
+            let mut failed = false;
             for f in &files {
                 if let Err(e) = f.sync_data() {
-                    // After a failed fsync the kernel may have dropped dirty pages: nothing
-                    // written since can be called durable. Confirms stay pending rather than lie.
-                    error!(error = %e, "fsync failed; no further publishes will be confirmed");
-                    self.failed.store(true, Ordering::Release);
+                    // After a failed fsync the kernel may have dropped the dirty pages: what
+                    // this round flushed is not on disk. Its publishes are nacked, not
+                    // confirmed; later rounds that succeed are durable again.
+                    error!(error = %e, round = epoch, "fsync failed; the round's publishes will be nacked");
+                    failed = true;
                 }
             }
             drop(files);
-            announced = epoch;
-            if !self.failed.load(Ordering::Acquire) {
-                self.durable.send_replace(epoch);
+            if failed {
+                self.failed_rounds.lock().push(epoch);
+                self.ever_failed.store(true, Ordering::Release);
+                self.fault.store(true, Ordering::Release);
             }
+            announced = epoch;
+            self.durable.send_replace(epoch);
         }
     }
 

@@ -22,7 +22,7 @@ pub struct HttpServers {
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ExitCode> {
-    TcpListener::bind(addr).await.map_err(|e| {
+    warren_server::bind(addr).await.map_err(|e| {
         error!(%addr, error = %e, "cannot listen for {what}");
         ExitCode::FAILURE
     })

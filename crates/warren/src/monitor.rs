@@ -12,6 +12,9 @@ use std::time::Duration;
 use tracing::{info, warn};
 use warren_broker::Broker;
 
+/// Free space needed above the disk limit to clear an alarm raised by a failed write.
+const STORAGE_FAULT_MARGIN: u64 = 4 * 1024 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub memory_bytes: u64,
@@ -85,6 +88,7 @@ pub fn spawn(broker: Arc<Broker>, limits: Limits) -> tokio::task::JoinHandle<()>
             on: false,
         };
         let mut paging = false;
+        let mut storage_fault = false;
         loop {
             tick.tick().await;
             if let Some(rss) = resident_memory() {
@@ -98,10 +102,19 @@ pub fn spawn(broker: Arc<Broker>, limits: Limits) -> tokio::task::JoinHandle<()>
                     broker.set_memory_pressure(page);
                 }
             }
+            if broker.take_storage_fault() && !storage_fault {
+                warn!("a write to the data directory failed: the disk alarm stays on until space comes back");
+                storage_fault = true;
+            }
             if let Some(free) = free_disk(&limits.data_dir) {
-                if let Some(on) =
-                    disk.update(free < limits.disk_free_bytes, free, limits.disk_free_bytes)
-                {
+                // After a failed write (a full disk that the configured limit did not
+                // foresee, say --disk-free-limit 0), free space must clear the limit by a
+                // margin before publishers may write again.
+                if storage_fault && free >= limits.disk_free_bytes + STORAGE_FAULT_MARGIN {
+                    storage_fault = false;
+                }
+                let low = free < limits.disk_free_bytes || storage_fault;
+                if let Some(on) = disk.update(low, free, limits.disk_free_bytes) {
                     broker.alarms.set_disk(on);
                 }
             }

@@ -21,8 +21,8 @@ pub struct ServeArgs {
     /// Prometheus metrics port (`/metrics`); 0 turns the endpoint off.
     #[arg(long, env = "WARREN_PROMETHEUS_PORT", default_value_t = 15692)]
     pub prometheus_port: u16,
-    /// Address to listen on.
-    #[arg(long, env = "WARREN_BIND", default_value = "0.0.0.0")]
+    /// Address to listen on. The default `::` takes IPv4 connections too (dual stack).
+    #[arg(long, env = "WARREN_BIND", default_value = "::")]
     pub bind: IpAddr,
     /// Where definitions and messages are kept; created on first run.
     #[arg(long, env = "WARREN_DATA_DIR", default_value = "./warren-data")]

@@ -127,33 +127,68 @@ pub struct ConsumerSpec {
     pub priority: i32,
 }
 
-/// How many deliveries a no-ack consumer may have queued towards its socket. No acks limit
-/// them, so this keeps a slow reader from pulling a whole queue into its connection's memory.
-pub const NO_ACK_WINDOW: u32 = 2000;
+/// How many deliveries a consumer may have on their way to its socket (handed to its
+/// connection, not yet written), whatever its prefetch: a consumer with no prefetch limit, or
+/// one whose client stopped reading, must not pull a whole backlog into the connection's
+/// memory. Its connection writes them and reports back, which opens the window again; a
+/// client that does not read holds the window shut through TCP back-pressure.
+pub const SOCKET_WINDOW: u32 = 1024;
+/// ... and at most this many bytes of them (at least one delivery always goes).
+pub const SOCKET_WINDOW_BYTES: usize = 4 * 1024 * 1024;
 
 pub(super) struct Consumer {
     pub id: u64,
     pub spec: ConsumerSpec,
-    /// Delivered and not yet settled (for no-ack consumers: not yet written to the socket).
-    pub in_flight: u32,
+    /// Delivered and not yet settled; counts against the prefetch (ack consumers only).
+    pub unacked: u32,
+    /// Handed to the connection and not yet written to the socket.
+    pub unsent: u32,
+    pub unsent_bytes: usize,
 }
 
 impl Consumer {
-    pub fn has_credit(&self) -> bool {
-        let limit = if self.spec.no_ack {
-            NO_ACK_WINDOW
-        } else {
-            self.spec.prefetch
-        };
-        (limit == 0 || self.in_flight < limit) && self.spec.outbox.may_deliver()
+    pub fn new(id: u64, spec: ConsumerSpec) -> Consumer {
+        Consumer {
+            id,
+            spec,
+            unacked: 0,
+            unsent: 0,
+            unsent_bytes: 0,
+        }
     }
 
-    /// Reserves credit for one delivery; false if the channel-wide limit was reached meanwhile.
-    pub fn acquire(&mut self) -> bool {
-        if !self.spec.no_ack && !self.spec.outbox.try_acquire() {
-            return false;
+    pub fn has_credit(&self) -> bool {
+        let prefetch = self.spec.no_ack || self.spec.prefetch == 0 || self.unacked < self.spec.prefetch;
+        let window = self.unsent < SOCKET_WINDOW && self.unsent_bytes < SOCKET_WINDOW_BYTES;
+        prefetch && window && self.spec.outbox.may_deliver()
+    }
+
+    /// Reserves credit for one delivery of `bytes`; false if the channel-wide limit was
+    /// reached meanwhile.
+    pub fn acquire(&mut self, bytes: usize) -> bool {
+        if !self.spec.no_ack {
+            if !self.spec.outbox.try_acquire() {
+                return false;
+            }
+            self.unacked += 1;
         }
-        self.in_flight += 1;
+        self.unsent += 1;
+        self.unsent_bytes += bytes;
         true
+    }
+
+    /// Undoes `acquire` for a delivery that could not be made after all.
+    pub fn give_back(&mut self, bytes: usize) {
+        if !self.spec.no_ack {
+            self.spec.outbox.release(1);
+            self.unacked = self.unacked.saturating_sub(1);
+        }
+        self.sent(1, bytes);
+    }
+
+    /// A delivery reached the socket (or came back unsent).
+    pub fn sent(&mut self, n: u32, bytes: usize) {
+        self.unsent = self.unsent.saturating_sub(n);
+        self.unsent_bytes = self.unsent_bytes.saturating_sub(bytes);
     }
 }

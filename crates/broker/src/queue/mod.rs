@@ -20,7 +20,9 @@ use warren_protocol::{FieldTable, ShortStr};
 use warren_store::{QueueLog, Recovered};
 
 use consumer::Consumer;
-pub use consumer::{ChannelOutbox, ConsumerSpec, Delivery, Outbound, NO_ACK_WINDOW};
+pub use consumer::{
+    ChannelOutbox, ConsumerSpec, Delivery, Outbound, SOCKET_WINDOW, SOCKET_WINDOW_BYTES,
+};
 
 use crate::error::{resource, AmqpError, AmqpResult};
 use crate::message::Message;
@@ -54,6 +56,16 @@ pub struct QueueConfig {
     pub exclusive: bool,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+}
+
+/// What a queue did with a message handed to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// The queue holds it. A persistent message in a durable queue is on disk once the group
+    /// commit with this ticket is announced durable (0: nothing to wait for).
+    Accepted { ticket: u64 },
+    /// The queue could not take it (its log could not store it): the publisher gets a nack.
+    Rejected,
 }
 
 /// How a delivery ends.
@@ -206,13 +218,19 @@ impl Queue {
     /// Exclusive queues may be used only by the connection that declared them.
     pub fn check_owner(&self, connection: ConnectionId) -> AmqpResult<()> {
         match self.owner {
-            Some(owner) if owner != connection => Err(AmqpError::resource_locked(format!(
-                "cannot obtain exclusive access to locked {}. It could be originally declared on another \
-                 connection or the exclusive property value does not match that of the original declaration.",
-                self.describe()
-            ))),
+            Some(owner) if owner != connection => Err(self.locked_error()),
             _ => Ok(()),
         }
+    }
+
+    /// RabbitMQ's 405 for a queue another connection holds exclusively, or whose exclusive
+    /// flag a redeclare does not match.
+    pub fn locked_error(&self) -> AmqpError {
+        AmqpError::resource_locked(format!(
+            "cannot obtain exclusive access to locked {}. It could be originally declared on another \
+             connection or the exclusive property value does not match that of the original declaration.",
+            self.describe()
+        ))
     }
 
     pub fn counts(&self) -> QueueCounts {
@@ -242,16 +260,15 @@ impl Queue {
     }
 
     /// Adds a message at the tail and delivers whatever consumers have credit for.
-    /// A queue deleted meanwhile drops it, as a queue that no longer exists would.
-    ///
-    /// Returns the group-commit ticket the publisher must wait for before confirming
-    /// (0 when the message was not written durably).
-    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> u64 {
+    /// A queue deleted meanwhile drops it, as a queue that no longer exists would; that still
+    /// counts as accepted (RabbitMQ confirms such a publish too).
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> Enqueued {
         self.stats.published.fetch_add(1, Ordering::Relaxed);
         let mut st = self.state.lock();
         if st.deleted {
-            return 0;
+            return Enqueued::Accepted { ticket: 0 };
         }
+        // The seq is used up even if the append fails: part of the record may reach the file.
         let seq = st.next_seq;
         st.next_seq += 1;
         let persist = self.config.durable && message.persistent && st.log.is_some();
@@ -271,9 +288,18 @@ impl Queue {
                     ticket = t;
                     logged = true;
                 }
-                // Without its record the message can still be served from RAM; a durable
-                // one then simply is not confirmed as durable (the error is logged).
-                Err(e) => error!(queue = %self.name, error = %e, "writing to the queue log failed"),
+                Err(e) => {
+                    error!(queue = %self.name, error = %e, "writing to the queue log failed");
+                    if let Some(p) = &self.persistence {
+                        p.report_io_error(&e);
+                    }
+                    // A persistent message that is not on disk must not be confirmed: the
+                    // queue refuses it and the publisher gets a nack. A message that was only
+                    // to be paged out stays in RAM instead.
+                    if persist {
+                        return Enqueued::Rejected;
+                    }
+                }
             }
         }
         if to_disk && logged {
@@ -290,7 +316,7 @@ impl Queue {
             });
         }
         self.dispatch(&mut st);
-        ticket
+        Enqueued::Accepted { ticket }
     }
 
     fn append(
@@ -372,7 +398,8 @@ impl Queue {
             }
             let Some(i) = st.pick_consumer() else { return };
             st.cursor = (i + 1) % st.consumers.len();
-            if !st.consumers[i].acquire() {
+            let bytes = st.ready.front().map_or(0, |q| q.message.size());
+            if !st.consumers[i].acquire(bytes) {
                 // Lost the channel-wide credit to another queue's consumer: try the others.
                 if st.consumers.iter().all(|c| !c.has_credit()) {
                     return;
@@ -380,6 +407,7 @@ impl Queue {
                 continue;
             }
             let Some(item) = self.take_ready(st) else {
+                st.consumers[i].give_back(bytes);
                 return;
             };
             let (seq, logged) = (item.seq, item.logged);
@@ -444,11 +472,7 @@ impl Queue {
         }
         let id = st.next_consumer_id;
         st.next_consumer_id += 1;
-        st.consumers.push(Consumer {
-            id,
-            spec,
-            in_flight: 0,
-        });
+        st.consumers.push(Consumer::new(id, spec));
         self.dispatch(&mut st);
         Ok(id)
     }
@@ -494,7 +518,7 @@ impl Queue {
             st.unacked = st.unacked.saturating_sub(1);
             if let Some(id) = consumer {
                 if let Some(c) = st.consumers.iter_mut().find(|c| c.id == id) {
-                    c.in_flight = c.in_flight.saturating_sub(1);
+                    c.unacked = c.unacked.saturating_sub(1);
                 }
             }
             match how {
@@ -524,7 +548,10 @@ impl Queue {
     pub fn restore_unsent(self: &Arc<Self>, consumer: u64, no_ack: bool, item: Queued) {
         let mut st = self.state.lock();
         if let Some(c) = st.consumers.iter_mut().find(|c| c.id == consumer) {
-            c.in_flight = c.in_flight.saturating_sub(1);
+            c.sent(1, item.message.size());
+            if !no_ack {
+                c.unacked = c.unacked.saturating_sub(1);
+            }
         }
         if !no_ack {
             st.unacked = st.unacked.saturating_sub(1);
@@ -544,11 +571,11 @@ impl Queue {
         }
     }
 
-    /// A no-ack consumer's deliveries reached the socket: their window slots are free again.
-    pub fn written(self: &Arc<Self>, consumer: u64, n: u32) {
+    /// `n` deliveries (`bytes` in all) of a consumer reached its socket: its window opens.
+    pub fn written(self: &Arc<Self>, consumer: u64, n: u32, bytes: usize) {
         let mut st = self.state.lock();
         if let Some(c) = st.consumers.iter_mut().find(|c| c.id == consumer) {
-            c.in_flight = c.in_flight.saturating_sub(n);
+            c.sent(n, bytes);
         }
         self.dispatch(&mut st);
     }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use warren_broker::auth::Access;
 use warren_broker::exchange::Exchange;
 use warren_broker::vhost::{ExchangeDeclare, DEFAULT_EXCHANGE_ALIAS};
-use warren_broker::{Message, VHost};
+use warren_broker::{Broker, Message, Published, Routes, VHost};
 use warren_protocol::{BasicProperties, Bytes, BytesMut, ShortStr};
 
 use super::{
@@ -188,8 +188,11 @@ pub async fn delete(
     Ok(no_content())
 }
 
-/// Routes a message as basic.publish would; returns whether it reached a queue.
-pub fn route_message(
+/// Publishes a message as basic.publish with confirms would: returns whether it reached a
+/// queue, once it is as safe as a confirm would promise (on disk, for a persistent message in
+/// a durable queue). A queue that refused it is an error, as a nack would be.
+pub async fn route_message(
+    broker: &Broker,
     vhost: &VHost,
     exchange: &ShortStr,
     routing_key: &ShortStr,
@@ -199,13 +202,22 @@ pub fn route_message(
     let mut encoded = BytesMut::new();
     properties.encode(&mut encoded);
     let message = Message::new(exchange, routing_key, &encoded.freeze(), body);
-    let mut routed = Vec::new();
-    vhost.route(exchange, &message, &mut routed)?;
-    let message = Arc::new(message);
-    for q in &routed {
-        q.enqueue(message.clone());
+    let (ticket, rejected) = match vhost.publish(exchange, message, &mut Routes::default())? {
+        Published::Unroutable(_) => return Ok(false),
+        Published::Routed { ticket, rejected } => (ticket, rejected),
+    };
+    if ticket != 0 {
+        if let Some(mut durable) = broker.durability() {
+            // The syncer announces every epoch it finishes, so this wait ends.
+            let _ = durable.wait_for(|&epoch| epoch >= ticket).await;
+        }
     }
-    Ok(!routed.is_empty())
+    if rejected || broker.durable_write_lost(ticket) {
+        return Err(ApiError::Internal(
+            "the message could not be stored (the disk refused it)".into(),
+        ));
+    }
+    Ok(true)
 }
 
 #[derive(Deserialize)]
@@ -255,11 +267,13 @@ pub async fn publish(
         )));
     }
     let routed = route_message(
+        &state.broker,
         &vhost,
         &exchange.name,
         &name_arg(&body.routing_key)?,
         &properties,
         payload,
-    )?;
+    )
+    .await?;
     Ok(json(json!({ "routed": routed })))
 }

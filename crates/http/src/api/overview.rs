@@ -346,12 +346,14 @@ pub async fn aliveness_test(
         },
     )?;
     route_message(
+        &state.broker,
         &vhost,
         &ShortStr::from(""),
         &name,
         &BasicProperties::default(),
         Bytes::from_static(b"test_message"),
-    )?;
+    )
+    .await?;
     // The queue may have consumers (it is a normal queue): look for our message briefly.
     for _ in 0..50 {
         if let Some((item, _)) = declared.queue.get(true) {
