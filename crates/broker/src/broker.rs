@@ -140,6 +140,14 @@ impl Broker {
                 .is_some_and(|p| p.syncer.lost(ticket))
     }
 
+    /// The monitor saw the disk recover after a failed write: persistent messages are
+    /// accepted again.
+    pub fn storage_recovered(&self) {
+        if let Some(p) = &self.persistence {
+            p.storage_recovered();
+        }
+    }
+
     /// Whether a write to the data directory failed since the last call (the monitor raises
     /// the disk alarm on it).
     pub fn take_storage_fault(&self) -> bool {

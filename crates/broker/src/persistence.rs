@@ -16,9 +16,9 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tracing::error;
+use tracing::{error, info, warn};
 use warren_protocol::{FieldTable, ShortStr};
-use warren_store::{DefinitionsLog, QueueLog, Recovered, Syncer};
+use warren_store::{DefinitionsLog, QueueLog, Recovered, ReservedSpace, Syncer};
 
 pub struct Persistence {
     pub data_dir: PathBuf,
@@ -29,6 +29,11 @@ pub struct Persistence {
     memory_pressure: AtomicBool,
     /// Set when a write to the data directory failed (see `report_io_error`).
     storage_fault: AtomicBool,
+    /// Set from a failed write until the monitor sees space again: queues refuse persistent
+    /// messages at once (nack) instead of writing into a full disk, so that what little space
+    /// there is serves the writes that free more.
+    refusing_writes: AtomicBool,
+    reserve: ReservedSpace,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -169,6 +174,8 @@ impl Persistence {
             next_spill: AtomicU64::new(0),
             memory_pressure: AtomicBool::new(false),
             storage_fault: AtomicBool::new(false),
+            refusing_writes: AtomicBool::new(false),
+            reserve: ReservedSpace::open(data_dir),
         };
         Ok((Arc::new(p), defs))
     }
@@ -195,6 +202,23 @@ impl Persistence {
     pub fn report_io_error(&self, e: &io::Error) {
         tracing::debug!(error = %e, "storage fault reported");
         self.storage_fault.store(true, Ordering::Release);
+        if !self.refusing_writes.swap(true, Ordering::AcqRel) {
+            warn!("refusing persistent messages until the disk has space again");
+        }
+        self.reserve.release();
+    }
+
+    /// Whether queues should refuse persistent messages (see `refusing_writes`).
+    pub fn refusing_writes(&self) -> bool {
+        self.refusing_writes.load(Ordering::Relaxed)
+    }
+
+    /// The disk has room again (the monitor decides): writes resume, the reserve is retaken.
+    pub fn storage_recovered(&self) {
+        if self.refusing_writes.swap(false, Ordering::AcqRel) {
+            info!("the disk has space again: accepting persistent messages");
+        }
+        self.reserve.restore();
     }
 
     /// Whether a write failed since the last call.

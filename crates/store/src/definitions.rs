@@ -20,6 +20,26 @@ pub type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
 pub struct DefinitionsLog {
     path: PathBuf,
     file: File,
+    /// Bytes of whole records in the file: a failed append is cut back to this.
+    len: u64,
+}
+
+/// Writes the live entries to a temporary file, fsyncs it, and renames it over the log.
+fn compact(path: &Path, entries: &Entries) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        for (k, v) in entries {
+            write_record(&mut out, &[&encode(PUT, k, v)])?;
+        }
+        out.flush()?;
+        out.get_ref().sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 fn encode(op: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
@@ -46,6 +66,7 @@ impl DefinitionsLog {
     /// Opens the log at `path`, returning what it holds. The file is compacted on the way.
     pub fn open(path: &Path) -> io::Result<(DefinitionsLog, Entries)> {
         let mut entries = BTreeMap::new();
+        let mut valid_len = 0u64;
         if let Ok(file) = File::open(path) {
             let len = file.metadata()?.len();
             let mut reader = BufReader::new(file);
@@ -77,26 +98,25 @@ impl DefinitionsLog {
                     ReadOutcome::End => break,
                 }
             }
+            valid_len = pos;
         }
-        // Rewrite with live entries only: write a temporary file, fsync, rename, fsync the dir.
-        let tmp = path.with_extension("tmp");
-        {
-            let mut out = BufWriter::new(File::create(&tmp)?);
-            for (k, v) in &entries {
-                write_record(&mut out, &[&encode(PUT, k, v)])?;
+        // Rewrite with live entries only. On a full disk that cannot be done: the log is then
+        // kept as it is (cut back to its last whole record) so that the broker still starts,
+        // serves its queues, and lets consumers free the space.
+        if let Err(e) = compact(path, &entries) {
+            warn!(path = %path.display(), error = %e, "cannot compact the definitions log; keeping it as it is");
+            let _ = fs::remove_file(path.with_extension("tmp"));
+            if valid_len < fs::metadata(path).map_or(0, |m| m.len()) {
+                OpenOptions::new().write(true).open(path)?.set_len(valid_len)?;
             }
-            out.flush()?;
-            out.get_ref().sync_all()?;
         }
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            sync_dir(dir)?;
-        }
-        let file = OpenOptions::new().append(true).open(path)?;
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let len = file.metadata()?.len();
         Ok((
             DefinitionsLog {
                 path: path.to_path_buf(),
                 file,
+                len,
             },
             entries,
         ))
@@ -110,11 +130,25 @@ impl DefinitionsLog {
         self.append(&encode(DELETE, key, &[]))
     }
 
+    /// Appends a record and fsyncs it. A record that could not be written whole is cut off
+    /// again, or every record after it would be unreadable at the next start.
     fn append(&mut self, body: &[u8]) -> io::Result<()> {
         let mut buf = Vec::with_capacity(body.len() + 8);
         write_record(&mut buf, &[body])?;
-        self.file.write_all(&buf)?;
-        self.file.sync_data()
+        let written = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {

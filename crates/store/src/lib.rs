@@ -4,6 +4,7 @@
 //!   records, plus a journal of which records are dead (acked, dropped) and how far delivery got.
 //!   Recovery reads segment indexes and the journal, not message bodies.
 //! - [`DefinitionsLog`]: an append-only key-value log of definitions, compacted on open.
+//! - [`ReservedSpace`]: room kept back so that a full disk can be drained.
 //! - [`Syncer`]: group commit. One thread flushes and fsyncs every dirty log, then announces the
 //!   epoch that is now durable; publisher confirms wait for it.
 
@@ -12,9 +13,11 @@ mod journal;
 mod queue_log;
 mod ranges;
 mod record;
+mod reserve;
 mod syncer;
 
 pub use definitions::{DefinitionsLog, Entries};
 pub use queue_log::{LogRecord, QueueLog, Recovered};
 pub use ranges::RangeSet;
+pub use reserve::{free_disk, ReservedSpace, RESERVED_BYTES};
 pub use syncer::Syncer;

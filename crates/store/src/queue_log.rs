@@ -102,25 +102,28 @@ pub struct QueueLog {
 struct FlushHandle(Arc<Mutex<Inner>>);
 
 impl Flush for FlushHandle {
-    fn flush_for_sync(&self) -> Vec<Arc<File>> {
+    fn flush_for_sync(&self) -> io::Result<Vec<Arc<File>>> {
         let mut inner = self.0.lock();
         inner.registered = false;
         if inner.deleted {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         if let Err(e) = inner.flush_buffers() {
             warn!(dir = %inner.dir.display(), error = %e, "flushing a queue log failed");
+            // What stayed buffered goes out with the round after the next append (the log
+            // registers again then); retrying now would spin while the disk is full.
+            return Err(e);
         }
         if !inner.durable || !inner.needs_sync {
             inner.unsynced.clear();
-            return Vec::new();
+            return Ok(Vec::new());
         }
         inner.needs_sync = false;
         // The journal is not fsynced: it only ever makes messages come back (at-least-once),
         // never go missing, if a power cut takes its tail.
         let mut files = std::mem::take(&mut inner.unsynced);
         files.extend(inner.active_file.clone());
-        files
+        Ok(files)
     }
 }
 

@@ -16,9 +16,10 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 use tracing::error;
 
-/// Something the syncer flushes: returns the files to fsync.
+/// Something the syncer flushes: returns the files to fsync, or the error that kept its
+/// buffered writes from reaching them (which fails the round, as a failed fsync does).
 pub trait Flush: Send + Sync {
-    fn flush_for_sync(&self) -> Vec<Arc<std::fs::File>>;
+    fn flush_for_sync(&self) -> std::io::Result<Vec<Arc<std::fs::File>>>;
 }
 
 #[derive(Default)]
@@ -125,10 +126,18 @@ impl Syncer {
                 (std::mem::take(&mut st.dirty), epoch)
             };
             let mut files = Vec::new();
-            for log in &batch {
-                files.extend(log.flush_for_sync());
-            }
             let mut failed = false;
+            for log in &batch {
+                match log.flush_for_sync() {
+                    Ok(more) => files.extend(more),
+                    Err(e) => {
+                        // Buffered records did not reach their file (a full disk, typically):
+                        // the publishes waiting on this round are not stored.
+                        error!(error = %e, round = epoch, "flushing a log failed; the round's publishes will be nacked");
+                        failed = true;
+                    }
+                }
+            }
             for f in &files {
                 if let Err(e) = f.sync_data() {
                     // After a failed fsync the kernel may have dropped the dirty pages: what

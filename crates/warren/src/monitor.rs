@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 use warren_broker::Broker;
+use warren_store::free_disk;
 
 /// Free space needed above the disk limit to clear an alarm raised by a failed write.
 const STORAGE_FAULT_MARGIN: u64 = 4 * 1024 * 1024;
@@ -37,18 +38,6 @@ pub fn resident_memory() -> Option<u64> {
     // SAFETY: sysconf has no preconditions; it only reads a system constant.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(pages * page.max(4096) as u64)
-}
-
-/// Bytes available to unprivileged users on the file system holding `path`.
-pub fn free_disk(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// A limit crossed one way or the other: logs the change and reports it once.
@@ -112,6 +101,7 @@ pub fn spawn(broker: Arc<Broker>, limits: Limits) -> tokio::task::JoinHandle<()>
                 // margin before publishers may write again.
                 if storage_fault && free >= limits.disk_free_bytes + STORAGE_FAULT_MARGIN {
                     storage_fault = false;
+                    broker.storage_recovered();
                 }
                 let low = free < limits.disk_free_bytes || storage_fault;
                 if let Some(on) = disk.update(low, free, limits.disk_free_bytes) {

@@ -241,3 +241,123 @@ async fn a_recovered_backlog_is_consumed_to_the_end() {
     }
     client.close().await;
 }
+
+/// A tmpfs of a few MiB mounted over a fresh directory: a disk that really fills up. Tests
+/// that need one are skipped where the process may not mount, but never as root (CI).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            return Some(SmallDisk { dir });
+        }
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        assert!(!root, "root could not mount a tmpfs for the full-disk test");
+        eprintln!("skipped: mounting a tmpfs needs root");
+        None
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Publishes with confirms until every publish is settled; returns which were acked.
+async fn publish_confirmed(ch: &Chan, queue: &str, bodies: &[String]) -> Vec<bool> {
+    use std::collections::BTreeMap;
+    for body in bodies {
+        ch.publish_with(BasicPublishArguments::new("", queue), persistent(), body)
+            .await;
+    }
+    let mut pending: BTreeMap<u64, ()> = (1..=bodies.len() as u64).map(|t| (t, ())).collect();
+    let mut acked = vec![false; bodies.len()];
+    while !pending.is_empty() {
+        let (tag, multiple, ack) = match ch.next_event().await {
+            Event::Ack { tag, multiple } => (tag, multiple, true),
+            Event::Nack { tag, multiple } => (tag, multiple, false),
+            other => panic!("unexpected {other:?} while waiting for confirms"),
+        };
+        let settled: Vec<u64> = if multiple {
+            pending.range(..=tag).map(|(t, _)| *t).collect()
+        } else {
+            vec![tag]
+        };
+        for t in settled {
+            assert!(pending.remove(&t).is_some(), "tag {t} settled twice");
+            acked[t as usize - 1] = ack;
+        }
+    }
+    acked
+}
+
+/// 20 MB of persistent messages into an 8 MiB file system, with no disk alarm to stop the
+/// publisher: what could not be stored is nacked, everything acked survives a restart on the
+/// still-full disk (the broker starts and serves it), and once the queue is drained the space
+/// comes back and publishes are acked again.
+#[tokio::test]
+async fn a_full_disk_nacks_what_it_cannot_store_and_loses_nothing_confirmed() {
+    let Some(disk) = SmallDisk::mount("8m") else {
+        return;
+    };
+    let bodies: Vec<String> = (0..2000)
+        .map(|i| format!("{i:05}{}", "x".repeat(10_000)))
+        .collect();
+    let acked = {
+        let server = start_persistent(disk.path()).await;
+        let client = server.connect().await;
+        let ch = client.channel().await;
+        durable_queue(&ch, "full").await;
+        ch.confirm_select(ConfirmSelectArguments::default())
+            .await
+            .unwrap();
+        let acked = publish_confirmed(&ch, "full", &bodies).await;
+        stop(server).await;
+        drop(client);
+        acked
+    };
+    let n_acked = acked.iter().filter(|a| **a).count();
+    eprintln!("full disk: {n_acked} of {} publishes acked", bodies.len());
+    assert!(n_acked > 100, "some messages fit: {n_acked} acked");
+    assert!(n_acked < 1000, "20 MB cannot fit in 8 MiB: {n_acked} acked");
+
+    let server = start_persistent(disk.path()).await;
+    let client = server.connect().await;
+    let ch = client.channel().await;
+    let mut present = vec![false; bodies.len()];
+    for body in ch.drain("full").await {
+        let i: usize = body[..5].parse().unwrap();
+        present[i] = true;
+    }
+    let lost: Vec<usize> = (0..bodies.len())
+        .filter(|&i| acked[i] && !present[i])
+        .collect();
+    assert!(lost.is_empty(), "confirmed but lost: {lost:?}");
+
+    // Drained: the space is back, and new publishes are confirmed.
+    ch.confirm_select(ConfirmSelectArguments::default())
+        .await
+        .unwrap();
+    let again = publish_confirmed(&ch, "full", &bodies[..50]).await;
+    assert!(again.iter().all(|a| *a), "after draining, publishes are acked again");
+    assert_eq!(ch.counts("full").await.0, 50);
+}

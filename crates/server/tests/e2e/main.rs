@@ -13,4 +13,5 @@ mod exchanges;
 mod handshake;
 mod heartbeat;
 mod permissions;
+mod promises;
 mod queues;
