@@ -13,7 +13,8 @@ use crate::message::Message;
 use crate::names::server_generated_queue_name;
 use crate::persistence::{self, BindingDef, ExchangeDef, NameDef, Persistence, QueueDef};
 use crate::publish::Routes;
-use crate::queue::{Queue, QueueConfig};
+use crate::queue::arguments::{check_equivalent, type_name};
+use crate::queue::{Queue, QueueArguments, QueueConfig, QueueType};
 use crate::ConnectionId;
 
 /// Exchanges every vhost has, as RabbitMQ creates them.
@@ -86,6 +87,57 @@ fn inequivalent(
     AmqpError::precondition_failed(format!(
         "inequivalent arg '{arg}' for {what}: received '{received}' but current is '{current}'"
     ))
+}
+
+/// queue.declare's checks of a new queue's type and arguments, in RabbitMQ 3.10's order.
+fn check_queue_type_and_arguments(
+    config: &QueueConfig,
+    server_named: bool,
+    what: &str,
+) -> AmqpResult<()> {
+    let args = &config.arguments;
+    // The channel checks the dead-letter exchange's type before anything else.
+    if let Some(dlx) = args.get("x-dead-letter-exchange") {
+        if !matches!(dlx, FieldValue::LongStr(_)) {
+            return Err(AmqpError::precondition_failed(format!(
+                "invalid type '{}' for arg 'x-dead-letter-exchange' in {what}",
+                type_name(dlx)
+            )));
+        }
+    }
+    let parsed = QueueArguments::parse(args, what)?;
+    let queue_type = parsed.queue_type;
+    if queue_type == QueueType::Classic {
+        return Ok(());
+    }
+    let module = match queue_type {
+        QueueType::Quorum => "rabbit_quorum_queue",
+        _ => "rabbit_stream_queue",
+    };
+    if server_named {
+        return Err(AmqpError::precondition_failed(format!(
+            "Cannot declare a server-named queue for type {module}"
+        )));
+    }
+    let invalid = |property: &str| {
+        Err(AmqpError::precondition_failed(format!(
+            "invalid property '{property}' for {what}"
+        )))
+    };
+    if config.auto_delete {
+        return invalid("auto-delete");
+    }
+    if config.exclusive {
+        return invalid("exclusive-owner");
+    }
+    if !config.durable {
+        return invalid("non-durable");
+    }
+    // Never a silent classic queue in its place.
+    Err(AmqpError::not_implemented(format!(
+        "queues of type '{}' are not available in this version of Warren ({what})",
+        queue_type.as_str()
+    )))
 }
 
 /// A definition could not be written: the change is refused (RabbitMQ would fail the same
@@ -452,6 +504,12 @@ impl VHost {
                     c.auto_delete,
                 ));
             }
+            check_equivalent(
+                existing.queue_type(),
+                &c.arguments,
+                &d.config.arguments,
+                &what,
+            )?;
             let counts = existing.counts();
             return Ok(DeclaredQueue {
                 queue: existing.clone(),
@@ -460,6 +518,8 @@ impl VHost {
                 created: false,
             });
         }
+        let what = self.describe("queue", &name);
+        check_queue_type_and_arguments(&d.config, d.server_named, &what)?;
         let owner = d.config.exclusive.then_some(connection);
         let durable = d.config.durable && !d.config.exclusive;
         let storage_error = |e: std::io::Error| {

@@ -9,6 +9,7 @@ use warren_broker::auth::Access;
 use warren_broker::names::{
     direct_reply_to_name, server_generated_consumer_tag, server_generated_queue_name,
 };
+use warren_broker::queue::arguments::consumer_priority;
 use warren_broker::queue::QueueConfig;
 use warren_broker::registry::{ChannelSnapshot, ConnectionStats, ConsumerSnapshot};
 use warren_broker::vhost::{ExchangeDeclare, QueueDeclare};
@@ -740,18 +741,14 @@ impl Channel {
                 format!("attempt to reuse consumer tag '{tag}'"),
             ));
         }
-        let priority = m
-            .arguments
-            .get("x-priority")
-            .and_then(FieldValue::as_i64)
-            .unwrap_or(0);
+        let priority = consumer_priority(&m.arguments, queue.queue_type(), &queue.describe())?;
         let spec = ConsumerSpec {
             tag: tag.clone(),
             outbox: self.outbox.clone(),
             no_ack: m.no_ack,
             prefetch: self.consumer_prefetch,
             exclusive: m.exclusive,
-            priority: priority.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+            priority,
         };
         let id = queue.add_consumer(spec)?;
         self.consumers.insert(
@@ -1028,6 +1025,19 @@ impl Channel {
         };
         if !m.passive {
             ctx.access.check(Access::Configure, "queue", &name)?;
+            // As RabbitMQ: declaring a new queue with a dead-letter exchange needs read on
+            // the queue and write on that exchange (which need not exist yet).
+            if let Some(dlx) = m
+                .arguments
+                .get("x-dead-letter-exchange")
+                .and_then(FieldValue::as_bytes)
+            {
+                if ctx.vhost.queue(&name).is_err() {
+                    ctx.access.check(Access::Read, "queue", &name)?;
+                    ctx.access
+                        .check(Access::Write, "exchange", &ShortStr::from(dlx))?;
+                }
+            }
         }
         let declared = ctx.vhost.declare_queue(
             ctx.connection,

@@ -8,6 +8,7 @@
 //! order, so a message that comes back (requeue, a closed channel) returns to its original
 //! place. The same numbers are what a disk-backed queue indexes by.
 
+pub mod arguments;
 mod consumer;
 
 use std::collections::VecDeque;
@@ -19,6 +20,7 @@ use tracing::{error, warn};
 use warren_protocol::{FieldTable, ShortStr};
 use warren_store::{QueueLog, Recovered};
 
+pub use arguments::{QueueArguments, QueueType};
 use consumer::Consumer;
 pub use consumer::{
     ChannelOutbox, ConsumerSpec, Delivery, Outbound, SOCKET_WINDOW, SOCKET_WINDOW_BYTES,
@@ -124,6 +126,8 @@ struct QueueState {
     tail_from: u64,
     /// Messages up to this seq were delivered before the last restart: they come back flagged.
     delivered_before_restart: Option<u64>,
+    /// The settings in effect: the declared arguments (policies will be merged in here).
+    effective: QueueArguments,
 }
 
 impl QueueState {
@@ -192,7 +196,13 @@ impl Queue {
         persistence: Option<Arc<Persistence>>,
         log: Option<(QueueLog, Recovered)>,
     ) -> Arc<Queue> {
-        let mut state = QueueState::default();
+        let mut state = QueueState {
+            effective: QueueArguments::recovered(
+                &config.arguments,
+                &resource("queue", &name, &vhost),
+            ),
+            ..QueueState::default()
+        };
         if let Some((log, recovered)) = log {
             state.log = Some(log);
             state.paged = recovered.messages;
@@ -231,6 +241,15 @@ impl Queue {
              connection or the exclusive property value does not match that of the original declaration.",
             self.describe()
         ))
+    }
+
+    /// The settings in effect now (arguments, later merged with policies).
+    pub fn effective_arguments(&self) -> QueueArguments {
+        self.state.lock().effective.clone()
+    }
+
+    pub fn queue_type(&self) -> QueueType {
+        self.state.lock().effective.queue_type
     }
 
     pub fn counts(&self) -> QueueCounts {

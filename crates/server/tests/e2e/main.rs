@@ -5,6 +5,7 @@
 mod common;
 
 mod alarms;
+mod arguments;
 mod basic;
 mod confirms_tx_rpc;
 mod durability;
