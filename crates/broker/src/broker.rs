@@ -8,6 +8,7 @@ use parking_lot::RwLock;
 
 use crate::alarms::Alarms;
 use crate::auth::{AccessControl, Permissions, User};
+use crate::clock::{Clock, SystemClock, Timers};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
 use crate::persistence::{self, Definitions, Persistence, VhostDef};
 use crate::registry::ConnectionRegistry;
@@ -45,6 +46,9 @@ pub struct Broker {
     pub connections: ConnectionRegistry,
     /// Memory and disk alarms; publishers are blocked while one is on.
     pub alarms: Alarms,
+    /// The broker clock and the timers everything time-driven uses (see `clock`). The server
+    /// drives them with `Timers::run`; tests may drive them by hand with a `ManualClock`.
+    pub timers: Arc<Timers>,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     next_connection: AtomicU64,
     /// The data directory; None for a broker that keeps everything in memory (tests).
@@ -55,13 +59,23 @@ impl Broker {
     /// A broker with RabbitMQ's first-boot definitions: vhost `/` and the default user,
     /// an administrator with full permissions on it.
     pub fn new(config: BrokerConfig) -> Arc<Broker> {
-        let broker = Self::empty(config, None);
+        Self::new_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// As `new`, on the given clock.
+    pub fn new_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Arc<Broker> {
+        let broker = Self::empty(config, None, clock);
         broker.first_boot();
         Arc::new(broker)
     }
 
-    fn empty(config: BrokerConfig, persistence: Option<Arc<Persistence>>) -> Broker {
+    fn empty(
+        config: BrokerConfig,
+        persistence: Option<Arc<Persistence>>,
+        clock: Arc<dyn Clock>,
+    ) -> Broker {
         Broker {
+            timers: Timers::new(clock),
             access: AccessControl::new(persistence.clone()),
             connections: ConnectionRegistry::default(),
             alarms: Alarms::default(),
@@ -75,8 +89,17 @@ impl Broker {
     /// A broker whose durable state lives in `data_dir` (created if missing): definitions and
     /// durable queues with their persistent messages come back from it.
     pub fn open(config: BrokerConfig, data_dir: &std::path::Path) -> std::io::Result<Arc<Broker>> {
+        Self::open_with_clock(config, data_dir, Arc::new(SystemClock))
+    }
+
+    /// As `open`, on the given clock.
+    pub fn open_with_clock(
+        config: BrokerConfig,
+        data_dir: &std::path::Path,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Arc<Broker>> {
         let (persistence, defs) = Persistence::open(data_dir)?;
-        let broker = Self::empty(config, Some(persistence));
+        let broker = Self::empty(config, Some(persistence), clock);
         if defs.is_empty() {
             broker.first_boot();
         } else {

@@ -7,6 +7,7 @@
 pub mod alarms;
 pub mod auth;
 mod broker;
+pub mod clock;
 pub mod error;
 pub mod exchange;
 pub mod message;
