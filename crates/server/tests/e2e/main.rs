@@ -13,6 +13,7 @@ mod errors;
 mod exchanges;
 mod handshake;
 mod heartbeat;
+mod model;
 mod permissions;
 mod promises;
 mod queues;
