@@ -23,7 +23,8 @@ pub use error::{AmqpError, AmqpResult, ReplyCode};
 pub use message::Message;
 pub use publish::{Published, Routes};
 pub use queue::{
-    ChannelOutbox, ConsumerSpec, Delivery, Enqueued, Outbound, Queue, QueueConfig, Queued, Settlement,
+    ChannelOutbox, ConsumerSpec, Delivery, Enqueued, Outbound, Queue, QueueConfig, Queued,
+    Settlement,
 };
 pub use vhost::VHost;
 

@@ -488,13 +488,18 @@ impl VHost {
             existing.check_owner(connection)?;
             let what = self.describe("queue", &name);
             let c = &existing.config;
-            if c.durable != d.config.durable {
-                return Err(inequivalent("durable", &what, d.config.durable, c.durable));
-            }
             if c.exclusive != d.config.exclusive {
                 // RabbitMQ answers an exclusive flag that does not match with the same 405 it
-                // gives another connection's exclusive queue.
+                // gives another connection's exclusive queue, before comparing anything else.
                 return Err(existing.locked_error());
+            }
+            // An exclusive queue counts as non-durable, whatever was asked (as in RabbitMQ).
+            let (was, now) = (
+                c.durable && !c.exclusive,
+                d.config.durable && !d.config.exclusive,
+            );
+            if was != now {
+                return Err(inequivalent("durable", &what, now, was));
             }
             if c.auto_delete != d.config.auto_delete {
                 return Err(inequivalent(
@@ -628,7 +633,7 @@ impl VHost {
         }
         if if_empty && counts.ready > 0 {
             return Err(AmqpError::precondition_failed(format!(
-                "{} is not empty",
+                "{} not empty",
                 queue.describe()
             )));
         }
@@ -683,9 +688,10 @@ impl VHost {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
+        // RabbitMQ names a missing exchange before a missing queue.
+        let source = self.exchange(exchange)?;
         let q = self.queue(queue)?;
         q.check_owner(connection)?;
-        let source = self.exchange(exchange)?;
         self.add_binding(
             &source,
             Binding {
@@ -752,8 +758,9 @@ impl VHost {
         if destination.is_empty() || source.is_empty() {
             return Err(default_exchange_refused());
         }
-        let dest = self.exchange(destination)?;
+        // The source is named first when both are missing, as in RabbitMQ.
         let src = self.exchange(source)?;
+        let dest = self.exchange(destination)?;
         self.add_binding(
             &src,
             Binding {

@@ -131,7 +131,8 @@ pub struct Channel {
     /// tx.commit-oks owed once their group-commit tickets are durable, and whether a queue
     /// refused one of the commit's publishes.
     commits_awaiting_disk: VecDeque<(u64, bool)>,
-    /// A commit could not be stored: the connection closes the channel with 541.
+    /// A commit could not be stored: the connection is closed with 541 (AMQP has no way to
+    /// fail a tx.commit short of an error).
     pub commit_failed: bool,
     tx: Option<TxState>,
     last_queue: Option<ShortStr>,
@@ -538,13 +539,10 @@ impl Channel {
             });
             return Ok(());
         }
-        let outcome = self.route_and_enqueue(&publish.exchange, publish.mandatory, message, ctx)?;
+        let (ticket, rejected) =
+            self.route_and_enqueue(&publish.exchange, publish.mandatory, message, ctx)?;
         if let Some(next) = self.confirm_next.as_mut() {
             // The confirm goes out once the group commit it needs (if any) is on disk.
-            let (ticket, rejected) = match outcome {
-                Published::Routed { ticket, rejected } => (ticket, rejected),
-                Published::Unroutable(_) => (0, false),
-            };
             self.unconfirmed.push_back(Unconfirmed {
                 seq: *next,
                 ticket,
@@ -557,14 +555,15 @@ impl Channel {
     }
 
     /// Publishes through the broker; an unroutable mandatory message goes back to the client.
-    /// The returned outcome no longer holds an unroutable message.
+    /// Returns what the confirm waits for: the group-commit ticket, and whether a queue
+    /// refused the message (an unroutable one is confirmed at once, as in RabbitMQ).
     fn route_and_enqueue(
         &mut self,
         exchange: &ShortStr,
         mandatory: bool,
         message: Message,
         ctx: &mut Ctx,
-    ) -> AmqpResult<Published> {
+    ) -> AmqpResult<(u64, bool)> {
         self.counters.published += 1;
         ConnectionStats::add(&self.conn_stats.published, 1);
         match ctx.vhost.publish(exchange, message, &mut self.routes)? {
@@ -587,14 +586,11 @@ impl Channel {
                         &message,
                     );
                 }
-                Ok(Published::Routed {
-                    ticket: 0,
-                    rejected: false,
-                })
+                Ok((0, false))
             }
-            routed => {
+            Published::Routed { ticket, rejected } => {
                 ConnectionStats::add(&self.conn_stats.routed, 1);
-                Ok(routed)
+                Ok((ticket, rejected))
             }
         }
     }
@@ -681,14 +677,9 @@ impl Channel {
     fn commit(&mut self, tx: TxState, ctx: &mut Ctx) -> AmqpResult<(u64, bool)> {
         let (mut ticket, mut rejected) = (0, false);
         for p in tx.publishes {
-            if let Published::Routed {
-                ticket: t,
-                rejected: r,
-            } = self.route_and_enqueue(&p.exchange, p.mandatory, p.message, ctx)?
-            {
-                ticket = ticket.max(t);
-                rejected |= r;
-            }
+            let (t, r) = self.route_and_enqueue(&p.exchange, p.mandatory, p.message, ctx)?;
+            ticket = ticket.max(t);
+            rejected |= r;
         }
         for (tag, multiple, how) in tx.settlements {
             self.settle_now(tag, multiple, how, ctx)?;
@@ -935,11 +926,9 @@ impl Channel {
     }
 
     fn check_tag(&self, tag: u64, multiple: bool) -> AmqpResult<()> {
-        let known = if multiple {
-            tag == 0 || self.unacked.range(..=tag).next().is_some()
-        } else {
-            self.unacked.contains_key(&tag)
-        };
+        // As RabbitMQ's collect_acks: the tag itself must be outstanding, multiple or not;
+        // only 0 with multiple means "everything outstanding".
+        let known = (multiple && tag == 0) || self.unacked.contains_key(&tag);
         if known {
             Ok(())
         } else {
@@ -959,10 +948,11 @@ impl Channel {
         self.check_tag(tag, multiple)?;
         let settled: Vec<Unacked> = if multiple {
             // tag 0 with multiple means "everything outstanding".
-            // (checked: a client may send 2^64-1, which must settle everything, not wrap.)
-            let keep = match tag.checked_add(1) {
-                Some(above) if tag != 0 => self.unacked.split_off(&above),
-                _ => BTreeMap::new(),
+            // `tag` is outstanding (checked above), so `tag + 1` cannot overflow.
+            let keep = if tag == 0 {
+                BTreeMap::new()
+            } else {
+                self.unacked.split_off(&(tag + 1))
             };
             std::mem::replace(&mut self.unacked, keep)
                 .into_values()

@@ -21,9 +21,7 @@ use warren_broker::auth::User;
 use warren_broker::registry::{
     ClientInfo, ConnectionInfo, ConnectionStats, Control, NewConnection,
 };
-use warren_broker::{
-    AmqpError, Broker, ChannelOutbox, ConnectionId, Outbound, ReplyCode, VHost,
-};
+use warren_broker::{AmqpError, Broker, ChannelOutbox, ConnectionId, Outbound, ReplyCode, VHost};
 use warren_protocol::constants::FRAME_MIN_SIZE;
 use warren_protocol::*;
 

@@ -107,7 +107,10 @@ impl DefinitionsLog {
             warn!(path = %path.display(), error = %e, "cannot compact the definitions log; keeping it as it is");
             let _ = fs::remove_file(path.with_extension("tmp"));
             if valid_len < fs::metadata(path).map_or(0, |m| m.len()) {
-                OpenOptions::new().write(true).open(path)?.set_len(valid_len)?;
+                OpenOptions::new()
+                    .write(true)
+                    .open(path)?
+                    .set_len(valid_len)?;
             }
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;

@@ -38,7 +38,10 @@ impl ReservedSpace {
         if self.held.swap(false, Ordering::AcqRel) {
             match fs::remove_file(&self.path) {
                 Ok(()) => {
-                    warn!(bytes = RESERVED_BYTES, "disk full: released the reserved space")
+                    warn!(
+                        bytes = RESERVED_BYTES,
+                        "disk full: released the reserved space"
+                    )
                 }
                 Err(e) => warn!(error = %e, "cannot release the reserved space"),
             }
@@ -58,7 +61,10 @@ impl ReservedSpace {
         match write_zeros(&self.path, RESERVED_BYTES) {
             Ok(()) => {
                 self.held.store(true, Ordering::Release);
-                info!(bytes = RESERVED_BYTES, "reserved space for recovering from a full disk");
+                info!(
+                    bytes = RESERVED_BYTES,
+                    "reserved space for recovering from a full disk"
+                );
             }
             Err(e) => {
                 let _ = fs::remove_file(&self.path);

@@ -286,9 +286,12 @@ fn validate(key: &str, v: &FieldValue, table: &FieldTable) -> Result<(), Refusal
             }
             Ok(())
         }
-        "x-dead-letter-strategy" => {
-            one_of(v, &["at-most-once", "at-least-once"], "invalid_dlx_strategy").map(drop)
-        }
+        "x-dead-letter-strategy" => one_of(
+            v,
+            &["at-most-once", "at-least-once"],
+            "invalid_dlx_strategy",
+        )
+        .map(drop),
         "x-max-length"
         | "x-max-length-bytes"
         | "x-max-in-memory-length"
@@ -470,7 +473,10 @@ pub fn consumer_priority(args: &FieldTable, queue_type: QueueType, queue: &str) 
         QueueType::Stream => &["x-stream-offset", "x-credit"],
     };
     let mut priority = 0;
-    if let Some(v) = args.get("x-priority").filter(|_| known.contains(&"x-priority")) {
+    if let Some(v) = args
+        .get("x-priority")
+        .filter(|_| known.contains(&"x-priority"))
+    {
         let n = integer(v).map_err(|r| invalid_arg("x-priority", queue, &r))?;
         priority = n.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
     }
@@ -483,7 +489,12 @@ pub fn consumer_priority(args: &FieldTable, queue_type: QueueType, queue: &str) 
             return Err(invalid_arg("x-cancel-on-ha-failover", queue, &refusal));
         }
     }
-    const ANY_TYPE: &[&str] = &["x-cancel-on-ha-failover", "x-credit", "x-priority", "x-stream-offset"];
+    const ANY_TYPE: &[&str] = &[
+        "x-cancel-on-ha-failover",
+        "x-credit",
+        "x-priority",
+        "x-stream-offset",
+    ];
     for (key, _) in args.iter() {
         let foreign = ANY_TYPE.iter().any(|k| k.as_bytes() == key.as_bytes())
             && !known.iter().any(|k| k.as_bytes() == key.as_bytes());
@@ -700,7 +711,10 @@ mod tests {
             "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received none but current is the value '10' of type 'long'"
         );
         // Integer widths do not matter; keys the type does not compare are ignored.
-        let same = table(&[("x-max-length", FieldValue::U8(10)), ("x-other", true.into())]);
+        let same = table(&[
+            ("x-max-length", FieldValue::U8(10)),
+            ("x-other", true.into()),
+        ]);
         check_equivalent(QueueType::Classic, &ten, &same, Q).unwrap();
         // An absent x-queue-type is classic.
         let classic = table(&[("x-queue-type", FieldValue::from("classic"))]);
@@ -714,7 +728,8 @@ mod tests {
 
     #[test]
     fn consumer_arguments_are_checked_as_rabbitmq_checks_them() {
-        let prio = |v: FieldValue| consumer_priority(&table(&[("x-priority", v)]), QueueType::Classic, Q);
+        let prio =
+            |v: FieldValue| consumer_priority(&table(&[("x-priority", v)]), QueueType::Classic, Q);
         assert_eq!(prio(FieldValue::I16(5)).unwrap(), 5);
         assert_eq!(prio(FieldValue::I64(i64::MAX)).unwrap(), i32::MAX);
         assert_eq!(
@@ -727,7 +742,10 @@ mod tests {
             "PRECONDITION_FAILED - invalid arg 'x-stream-offset' for queue 'q' in vhost '/' of queue type rabbit_classic_queue"
         );
         let unknown = table(&[("x-whatever", FieldValue::from("x"))]);
-        assert_eq!(consumer_priority(&unknown, QueueType::Classic, Q).unwrap(), 0);
+        assert_eq!(
+            consumer_priority(&unknown, QueueType::Classic, Q).unwrap(),
+            0
+        );
     }
 
     #[test]

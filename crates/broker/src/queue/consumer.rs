@@ -158,7 +158,8 @@ impl Consumer {
     }
 
     pub fn has_credit(&self) -> bool {
-        let prefetch = self.spec.no_ack || self.spec.prefetch == 0 || self.unacked < self.spec.prefetch;
+        let prefetch =
+            self.spec.no_ack || self.spec.prefetch == 0 || self.unacked < self.spec.prefetch;
         let window = self.unsent < SOCKET_WINDOW && self.unsent_bytes < SOCKET_WINDOW_BYTES;
         prefetch && window && self.spec.outbox.may_deliver()
     }

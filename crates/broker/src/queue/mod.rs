@@ -301,7 +301,12 @@ impl Queue {
                     .is_some_and(|p| p.memory_pressure()));
         let mut ticket = 0;
         let mut logged = false;
-        if persist && self.persistence.as_ref().is_some_and(|p| p.refusing_writes()) {
+        if persist
+            && self
+                .persistence
+                .as_ref()
+                .is_some_and(|p| p.refusing_writes())
+        {
             // The disk is full: refuse now rather than write into it (see `Persistence`).
             return Enqueued::Rejected;
         }

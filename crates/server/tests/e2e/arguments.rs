@@ -25,7 +25,10 @@ fn declare(name: &str, durable: bool, args: &[(&str, FieldValue)]) -> Method {
 async fn refused_on(raw: &mut Raw, n: u16, method: Method) -> (u16, String, u16, u16) {
     raw.send_method(n, Method::ChannelOpen(ChannelOpen::default()))
         .await;
-    assert!(matches!(raw.recv_method().await, (_, Method::ChannelOpenOk(_))));
+    assert!(matches!(
+        raw.recv_method().await,
+        (_, Method::ChannelOpenOk(_))
+    ));
     raw.send_method(n, method).await;
     let close = raw.expect_channel_close(n).await;
     (
@@ -71,7 +74,12 @@ async fn invalid_arguments_are_refused_as_rabbitmq_refuses_them() {
         assert_eq!((code, got.as_str(), class, id), (406, text, 50, 10));
     }
     // Nothing was created by the refused declares.
-    assert!(server.broker.vhost("/").unwrap().queue(&"q".into()).is_err());
+    assert!(server
+        .broker
+        .vhost("/")
+        .unwrap()
+        .queue(&"q".into())
+        .is_err());
 }
 
 #[tokio::test]
@@ -79,12 +87,22 @@ async fn a_quorum_or_stream_queue_is_never_a_silent_classic_one() {
     let server = start().await;
     for kind in ["quorum", "stream"] {
         let mut raw = Raw::open(server.port).await;
-        raw.send_method(1, declare("replicated", true, &[("x-queue-type", FieldValue::from(kind))]))
-            .await;
+        raw.send_method(
+            1,
+            declare(
+                "replicated",
+                true,
+                &[("x-queue-type", FieldValue::from(kind))],
+            ),
+        )
+        .await;
         let close = raw.expect_connection_close().await;
         assert_eq!(close.reply_code, 540, "{close:?}");
         assert!(
-            close.reply_text.to_string().starts_with("NOT_IMPLEMENTED - queues of type"),
+            close
+                .reply_text
+                .to_string()
+                .starts_with("NOT_IMPLEMENTED - queues of type"),
             "{close:?}"
         );
     }
@@ -103,18 +121,27 @@ async fn redeclares_compare_arguments() {
     let mut raw = Raw::open(server.port).await;
     let ten = [("x-max-length", FieldValue::I64(10))];
     raw.send_method(1, declare("bounded", false, &ten)).await;
-    assert!(matches!(raw.recv_method().await, (1, Method::QueueDeclareOk(_))));
+    assert!(matches!(
+        raw.recv_method().await,
+        (1, Method::QueueDeclareOk(_))
+    ));
     // Same value in another integer width, plus an argument classic queues do not compare.
     raw.send_method(
         1,
         declare(
             "bounded",
             false,
-            &[("x-max-length", FieldValue::U16(10)), ("x-custom", FieldValue::Bool(true))],
+            &[
+                ("x-max-length", FieldValue::U16(10)),
+                ("x-custom", FieldValue::Bool(true)),
+            ],
         ),
     )
     .await;
-    assert!(matches!(raw.recv_method().await, (1, Method::QueueDeclareOk(_))));
+    assert!(matches!(
+        raw.recv_method().await,
+        (1, Method::QueueDeclareOk(_))
+    ));
     let (code, text, ..) = refused_on(
         &mut raw,
         2,
@@ -137,11 +164,17 @@ async fn redeclares_compare_arguments() {
         declare(
             "bounded",
             false,
-            &[("x-max-length", FieldValue::I64(10)), ("x-queue-type", FieldValue::from("classic"))],
+            &[
+                ("x-max-length", FieldValue::I64(10)),
+                ("x-queue-type", FieldValue::from("classic")),
+            ],
         ),
     )
     .await;
-    assert!(matches!(raw.recv_method().await, (1, Method::QueueDeclareOk(_))));
+    assert!(matches!(
+        raw.recv_method().await,
+        (1, Method::QueueDeclareOk(_))
+    ));
 }
 
 #[tokio::test]
@@ -149,7 +182,10 @@ async fn consumer_priority_must_be_an_integer() {
     let server = start().await;
     let mut raw = Raw::open(server.port).await;
     raw.send_method(1, declare("work", false, &[])).await;
-    assert!(matches!(raw.recv_method().await, (1, Method::QueueDeclareOk(_))));
+    assert!(matches!(
+        raw.recv_method().await,
+        (1, Method::QueueDeclareOk(_))
+    ));
     let mut arguments = FieldTable::new();
     arguments.insert("x-priority", FieldValue::from("high"));
     let (code, text, class, id) = refused_on(

@@ -358,6 +358,9 @@ async fn a_full_disk_nacks_what_it_cannot_store_and_loses_nothing_confirmed() {
         .await
         .unwrap();
     let again = publish_confirmed(&ch, "full", &bodies[..50]).await;
-    assert!(again.iter().all(|a| *a), "after draining, publishes are acked again");
+    assert!(
+        again.iter().all(|a| *a),
+        "after draining, publishes are acked again"
+    );
     assert_eq!(ch.counts("full").await.0, 50);
 }

@@ -67,8 +67,15 @@ struct Incoming {
 }
 
 enum Announced {
-    Deliver { tag: u64, consumer: String },
-    GetOk { tag: u64, queue: String, no_ack: bool },
+    Deliver {
+        tag: u64,
+        consumer: String,
+    },
+    GetOk {
+        tag: u64,
+        queue: String,
+        no_ack: bool,
+    },
     Return,
 }
 
@@ -197,8 +204,12 @@ impl World {
             Frame::Heartbeat { .. } => None,
             Frame::Method { channel: 0, method } => match method {
                 Method::ConnectionClose(close) => {
-                    send(&mut self.clients[c], 0, Method::ConnectionCloseOk(ConnectionCloseOk))
-                        .await;
+                    send(
+                        &mut self.clients[c],
+                        0,
+                        Method::ConnectionCloseOk(ConnectionCloseOk),
+                    )
+                    .await;
                     self.connection_gone(c);
                     Some(Reply::ConnectionClosed(close.reply_code))
                 }
@@ -276,12 +287,18 @@ impl World {
             }
             Method::BasicCancel(cancel) => {
                 if let Some(ch) = self.clients[c].channels.get_mut(&channel) {
-                    ch.consumers.remove(cancel.consumer_tag.as_str().unwrap_or(""));
+                    ch.consumers
+                        .remove(cancel.consumer_tag.as_str().unwrap_or(""));
                 }
                 None
             }
             Method::ChannelClose(close) => {
-                send(&mut self.clients[c], channel, Method::ChannelCloseOk(ChannelCloseOk)).await;
+                send(
+                    &mut self.clients[c],
+                    channel,
+                    Method::ChannelCloseOk(ChannelCloseOk),
+                )
+                .await;
                 // Unacked messages go back to their queues: the model keeps them there.
                 self.clients[c].channels.remove(&channel);
                 Some(Reply::ChannelClosed(close.reply_code))
@@ -340,10 +357,16 @@ impl World {
             self.fail(format!("{queue} delivered {id}, which it does not hold"));
         }
         if self.unacked_ids(&queue).contains(&id) {
-            self.fail(format!("{queue} delivered {id} while it is unacked elsewhere"));
+            self.fail(format!(
+                "{queue} delivered {id} while it is unacked elsewhere"
+            ));
         }
         if no_ack {
-            self.queues.get_mut(&queue).expect("checked").ids.remove(&id);
+            self.queues
+                .get_mut(&queue)
+                .expect("checked")
+                .ids
+                .remove(&id);
         } else if let Some(ch) = self.clients[c].channels.get_mut(&channel) {
             ch.unacked.insert(tag, (queue, id));
         }
@@ -454,12 +477,17 @@ impl World {
         }
         let alive = self.clients.iter().filter(|c| c.alive).count();
         if broker.connections.len() != alive {
-            self.fail(format!("{} connections registered, {alive} open", broker.connections.len()));
+            self.fail(format!(
+                "{} connections registered, {alive} open",
+                broker.connections.len()
+            ));
         }
     }
 
     fn pick_client(&mut self) -> Option<usize> {
-        let alive: Vec<usize> = (0..self.clients.len()).filter(|&c| self.clients[c].alive).collect();
+        let alive: Vec<usize> = (0..self.clients.len())
+            .filter(|&c| self.clients[c].alive)
+            .collect();
         (!alive.is_empty()).then(|| alive[self.rng.gen_range(0..alive.len())])
     }
 
@@ -494,7 +522,8 @@ impl World {
             let n = (1..=MAX_CHANNELS).find(|n| !self.clients[c].channels.contains_key(n));
             if let Some(n) = n {
                 self.log.push(format!("client {c}: channel.open {n}"));
-                self.expect_ok(c, n, Method::ChannelOpen(Default::default())).await;
+                self.expect_ok(c, n, Method::ChannelOpen(Default::default()))
+                    .await;
                 self.clients[c].channels.insert(n, Ch::default());
             }
             return;
@@ -507,7 +536,8 @@ impl World {
             QUEUES[self.rng.gen_range(0..QUEUES.len())].to_string()
         };
         let op = self.rng.gen_range(0..100);
-        self.log.push(format!("client {c} channel {channel}: op {op} on {queue}"));
+        self.log
+            .push(format!("client {c} channel {channel}: op {op} on {queue}"));
         match op {
             0..=7 => self.declare(c, channel, &queue).await,
             8..=10 => self.delete(c, channel, &queue).await,
@@ -560,7 +590,8 @@ impl World {
             }
             87..=91 => self.commit_or_rollback(c, channel).await,
             92..=94 => {
-                self.expect_ok(c, channel, Method::ChannelClose(Default::default())).await;
+                self.expect_ok(c, channel, Method::ChannelClose(Default::default()))
+                    .await;
                 self.clients[c].channels.remove(&channel);
             }
             _ => {
@@ -571,7 +602,11 @@ impl World {
                     multiple: false,
                 });
                 send(&mut self.clients[c], channel, ack).await;
-                let reply = self.request(c, channel, qos_of(0), |m| matches!(m, Method::BasicQosOk(_))).await;
+                let reply = self
+                    .request(c, channel, qos_of(0), |m| {
+                        matches!(m, Method::BasicQosOk(_))
+                    })
+                    .await;
                 if !matches!(reply, Reply::ChannelClosed(406)) {
                     self.fail(format!("ack of an unknown tag answered {reply:?}"));
                 }
@@ -591,7 +626,9 @@ impl World {
         let name = method.name();
         match self.request(c, channel, method, |_| false).await {
             Reply::ChannelClosed(got) if got == code => self.errors += 1,
-            other => self.fail(format!("{name} answered {other:?}, expected channel.close {code}")),
+            other => self.fail(format!(
+                "{name} answered {other:?}, expected channel.close {code}"
+            )),
         }
     }
 
@@ -627,10 +664,12 @@ impl World {
             Some(code) => self.expect_closed(c, channel, method, code).await,
             None => {
                 self.expect_ok(c, channel, method).await;
-                self.queues.entry(queue.to_string()).or_insert_with(|| QueueModel {
-                    ids: BTreeSet::new(),
-                    owner: exclusive.then_some(c),
-                });
+                self.queues
+                    .entry(queue.to_string())
+                    .or_insert_with(|| QueueModel {
+                        ids: BTreeSet::new(),
+                        owner: exclusive.then_some(c),
+                    });
             }
         }
     }
@@ -649,7 +688,10 @@ impl World {
             self.fail("queue.delete answered something else".into())
         };
         if ok.message_count as usize != ready {
-            self.fail(format!("delete of {queue}: {} ready, model {ready}", ok.message_count));
+            self.fail(format!(
+                "delete of {queue}: {} ready, model {ready}",
+                ok.message_count
+            ));
         }
         self.queues.remove(queue);
         // Acks of its messages are now of nothing; the channels forget them.
@@ -663,9 +705,9 @@ impl World {
 
     fn ready(&self, queue: &str) -> usize {
         let unacked = self.unacked_ids(queue);
-        self.queues
-            .get(queue)
-            .map_or(0, |q| q.ids.iter().filter(|id| !unacked.contains(id)).count())
+        self.queues.get(queue).map_or(0, |q| {
+            q.ids.iter().filter(|id| !unacked.contains(id)).count()
+        })
     }
 
     async fn purge(&mut self, c: usize, channel: u16, queue: &str) {
@@ -685,10 +727,17 @@ impl World {
             self.fail("queue.purge answered something else".into())
         };
         if ok.message_count as usize != ready {
-            self.fail(format!("purge of {queue}: {} ready, model {ready}", ok.message_count));
+            self.fail(format!(
+                "purge of {queue}: {} ready, model {ready}",
+                ok.message_count
+            ));
         }
         let unacked = self.unacked_ids(queue);
-        self.queues.get_mut(queue).unwrap().ids.retain(|id| unacked.contains(id));
+        self.queues
+            .get_mut(queue)
+            .unwrap()
+            .ids
+            .retain(|id| unacked.contains(id));
     }
 
     async fn publish(&mut self, c: usize, channel: u16, queue: &str) {
@@ -726,7 +775,9 @@ impl World {
             return;
         };
         match self
-            .request(c, channel, qos_of(prefetch), |m| matches!(m, Method::BasicQosOk(_)))
+            .request(c, channel, qos_of(prefetch), |m| {
+                matches!(m, Method::BasicQosOk(_))
+            })
             .await
         {
             Reply::Ok(_) => {}
@@ -737,7 +788,10 @@ impl World {
     async fn consume(&mut self, c: usize, channel: u16, queue: &str) {
         let no_ack = self.rng.gen_bool(0.3);
         let tag = format!("c{}", self.rng.gen_range(0..1000));
-        if self.clients[c].channels[&channel].consumers.contains_key(&tag) {
+        if self.clients[c].channels[&channel]
+            .consumers
+            .contains_key(&tag)
+        {
             return;
         }
         let method = Method::BasicConsume(BasicConsume {
@@ -754,9 +808,12 @@ impl World {
         }
         // Registered before the reply: deliveries may come right behind it.
         let ch = self.clients[c].channels.get_mut(&channel).unwrap();
-        ch.consumers.insert(tag.clone(), (queue.to_string(), no_ack));
+        ch.consumers
+            .insert(tag.clone(), (queue.to_string(), no_ack));
         let reply = self
-            .request(c, channel, method, |m| matches!(m, Method::BasicConsumeOk(_)))
+            .request(c, channel, method, |m| {
+                matches!(m, Method::BasicConsumeOk(_))
+            })
             .await;
         if !matches!(reply, Reply::Ok(_)) {
             self.fail(format!("basic.consume answered {reply:?}"));
@@ -764,7 +821,12 @@ impl World {
     }
 
     async fn cancel(&mut self, c: usize, channel: u16) {
-        let Some(tag) = self.clients[c].channels[&channel].consumers.keys().next().cloned() else {
+        let Some(tag) = self.clients[c].channels[&channel]
+            .consumers
+            .keys()
+            .next()
+            .cloned()
+        else {
             return;
         };
         let method = Method::BasicCancel(BasicCancel {
@@ -772,7 +834,9 @@ impl World {
             nowait: false,
         });
         let reply = self
-            .request(c, channel, method, |m| matches!(m, Method::BasicCancelOk(_)))
+            .request(c, channel, method, |m| {
+                matches!(m, Method::BasicCancelOk(_))
+            })
             .await;
         if !matches!(reply, Reply::Ok(_)) {
             self.fail(format!("basic.cancel answered {reply:?}"));
@@ -905,7 +969,10 @@ impl World {
         for c in 0..self.clients.len() {
             for (n, ch) in &self.clients[c].channels {
                 if !ch.unconfirmed.is_empty() {
-                    self.fail(format!("client {c} channel {n}: unconfirmed {:?}", ch.unconfirmed));
+                    self.fail(format!(
+                        "client {c} channel {n}: unconfirmed {:?}",
+                        ch.unconfirmed
+                    ));
                 }
             }
         }
@@ -922,7 +989,10 @@ impl World {
             let queue = vhost.queue(&name.as_str().into()).unwrap();
             let mut held = BTreeSet::new();
             while let Some((item, _)) = queue.get(true) {
-                let id: u64 = std::str::from_utf8(&item.message.body).unwrap().parse().unwrap();
+                let id: u64 = std::str::from_utf8(&item.message.body)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 if !held.insert(id) {
                     self.fail(format!("{name} holds {id} twice"));
                 }
@@ -954,9 +1024,12 @@ async fn read_frame(client: &mut Client) -> Option<Frame> {
         {
             return Some(frame);
         }
-        let n = within("a frame from the broker", client.stream.read_buf(&mut client.buf))
-            .await
-            .unwrap_or(0);
+        let n = within(
+            "a frame from the broker",
+            client.stream.read_buf(&mut client.buf),
+        )
+        .await
+        .unwrap_or(0);
         if n == 0 {
             return None;
         }
@@ -991,7 +1064,10 @@ async fn run_sequence(seed: u64, ops: usize) {
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::test]
@@ -1002,7 +1078,10 @@ async fn random_operation_sequences_keep_every_invariant() {
     }
     let sequences = env_number("WARREN_MODEL_SEQUENCES", 12);
     let first = env_number("WARREN_MODEL_FIRST_SEED", 1);
-    let seeds = REGRESSION_SEEDS.iter().copied().chain(first..first + sequences);
+    let seeds = REGRESSION_SEEDS
+        .iter()
+        .copied()
+        .chain(first..first + sequences);
     for seed in seeds {
         run_sequence(seed, ops).await;
     }
