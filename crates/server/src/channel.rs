@@ -892,7 +892,9 @@ impl Channel {
             routing_key: d.item.message.routing_key.clone(),
         });
         out.content(self.id, &method, &d.item.message);
-        written.add(&d.queue, d.consumer_id, d.item.message.size());
+        if d.windowed {
+            written.add(&d.queue, d.consumer_id, d.item.message.size());
+        }
         if d.no_ack {
             return;
         }

@@ -25,6 +25,8 @@ pub struct Delivery {
     pub consumer_tag: ShortStr,
     pub consumer_id: u64,
     pub no_ack: bool,
+    /// The connection must report the write back (`Queue::written`): see `Consumer::windowed`.
+    pub windowed: bool,
     pub queue: Arc<Queue>,
     pub item: Queued,
 }
@@ -157,10 +159,18 @@ impl Consumer {
         }
     }
 
+    /// Whether the socket window applies. A consumer whose prefetch is within the window is
+    /// bounded by its prefetch already (what is unsent is unacked), and its deliveries skip
+    /// the window's bookkeeping: no report back to the queue per write on the hot path.
+    pub fn windowed(&self) -> bool {
+        self.spec.no_ack || self.spec.prefetch == 0 || self.spec.prefetch > SOCKET_WINDOW
+    }
+
     pub fn has_credit(&self) -> bool {
         let prefetch =
             self.spec.no_ack || self.spec.prefetch == 0 || self.unacked < self.spec.prefetch;
-        let window = self.unsent < SOCKET_WINDOW && self.unsent_bytes < SOCKET_WINDOW_BYTES;
+        let window = !self.windowed()
+            || (self.unsent < SOCKET_WINDOW && self.unsent_bytes < SOCKET_WINDOW_BYTES);
         prefetch && window && self.spec.outbox.may_deliver()
     }
 
@@ -173,8 +183,10 @@ impl Consumer {
             }
             self.unacked += 1;
         }
-        self.unsent += 1;
-        self.unsent_bytes += bytes;
+        if self.windowed() {
+            self.unsent += 1;
+            self.unsent_bytes += bytes;
+        }
         true
     }
 

@@ -446,6 +446,7 @@ impl Queue {
                 consumer_tag: consumer.spec.tag.clone(),
                 consumer_id: consumer.id,
                 no_ack,
+                windowed: consumer.windowed(),
                 queue: Arc::clone(self),
                 item,
             };
