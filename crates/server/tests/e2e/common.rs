@@ -26,7 +26,8 @@ use warren_broker::{Broker, BrokerConfig};
 use warren_protocol::{
     encode_method_frame, parse_frame, ChannelClose, ChannelCloseOk, ChannelOpen, ConnectionClose,
     ConnectionCloseOk, ConnectionOpen, ConnectionStart, ConnectionStartOk, ConnectionTune,
-    ConnectionTuneOk, FieldTable, FieldValue, Frame, Method, ShortStr, PROTOCOL_HEADER,
+    ConnectionTuneOk, FieldTable, FieldValue, Frame, Method, QueueDeclare, ShortStr,
+    PROTOCOL_HEADER,
 };
 use warren_server::ServerConfig;
 
@@ -598,6 +599,22 @@ impl Raw {
         match raw.recv_method().await {
             (1, Method::ChannelOpenOk(_)) => raw,
             other => panic!("expected channel.open-ok, got {other:?}"),
+        }
+    }
+
+    /// Declares a non-durable queue on `channel` and expects declare-ok.
+    pub async fn declare_queue(&mut self, channel: u16, name: &str) {
+        self.send_method(
+            channel,
+            Method::QueueDeclare(QueueDeclare {
+                queue: ShortStr::from(name),
+                ..Default::default()
+            }),
+        )
+        .await;
+        match self.recv_method().await {
+            (ch, Method::QueueDeclareOk(_)) if ch == channel => {}
+            other => panic!("expected queue.declare-ok, got {other:?}"),
         }
     }
 

@@ -85,18 +85,7 @@ async fn a_body_frame_of_exactly_frame_max_payload_is_accepted() {
     let mut raw = Raw::open(server.port).await;
     // Raw::open accepts the offered frame_max (RabbitMQ's 131072).
     let frame_max = 131_072usize;
-    raw.send_method(
-        1,
-        Method::QueueDeclare(QueueDeclare {
-            queue: "big".into(),
-            ..Default::default()
-        }),
-    )
-    .await;
-    assert!(matches!(
-        raw.recv_method().await,
-        (1, Method::QueueDeclareOk(_))
-    ));
+    raw.declare_queue(1, "big").await;
     raw.send_method(
         1,
         Method::BasicPublish(BasicPublish {
@@ -212,18 +201,7 @@ async fn unbinding_what_no_longer_exists_is_ok_as_in_rabbitmq() {
 async fn a_consumer_that_stops_reading_holds_only_a_window_of_deliveries() {
     let server = start().await;
     let mut raw = Raw::open(server.port).await;
-    raw.send_method(
-        1,
-        Method::QueueDeclare(QueueDeclare {
-            queue: "backlog".into(),
-            ..Default::default()
-        }),
-    )
-    .await;
-    assert!(matches!(
-        raw.recv_method().await,
-        (1, Method::QueueDeclareOk(_))
-    ));
+    raw.declare_queue(1, "backlog").await;
     raw.send_method(
         1,
         Method::BasicConsume(BasicConsume {
