@@ -674,24 +674,35 @@ impl World {
         }
     }
 
+    /// Sends a queue.delete or queue.purge: refused with 405 on another connection's
+    /// exclusive queue; otherwise, at a quiet point, its message count must be the model's
+    /// ready count. Returns whether it went through.
+    async fn empty_queue(&mut self, c: usize, channel: u16, queue: &str, method: Method) -> bool {
+        if self.locked(c, queue) {
+            self.expect_closed(c, channel, method, 405).await;
+            return false;
+        }
+        self.quiesce().await;
+        let ready = self.ready(queue);
+        let name = method.name();
+        let count = match self.expect_ok(c, channel, method).await {
+            Method::QueueDeleteOk(ok) => ok.message_count,
+            Method::QueuePurgeOk(ok) => ok.message_count,
+            other => self.fail(format!("{name} answered {other:?}")),
+        };
+        if count as usize != ready {
+            self.fail(format!("{name} of {queue}: {count} ready, model {ready}"));
+        }
+        true
+    }
+
     async fn delete(&mut self, c: usize, channel: u16, queue: &str) {
         let method = Method::QueueDelete(QueueDelete {
             queue: queue.into(),
             ..Default::default()
         });
-        if self.locked(c, queue) {
-            return self.expect_closed(c, channel, method, 405).await;
-        }
-        self.quiesce().await;
-        let ready = self.ready(queue);
-        let Method::QueueDeleteOk(ok) = self.expect_ok(c, channel, method).await else {
-            self.fail("queue.delete answered something else".into())
-        };
-        if ok.message_count as usize != ready {
-            self.fail(format!(
-                "delete of {queue}: {} ready, model {ready}",
-                ok.message_count
-            ));
+        if !self.empty_queue(c, channel, queue, method).await {
+            return;
         }
         self.queues.remove(queue);
         // Acks of its messages are now of nothing; the channels forget them.
@@ -718,19 +729,8 @@ impl World {
         if !self.queues.contains_key(queue) {
             return self.expect_closed(c, channel, method, 404).await;
         }
-        if self.locked(c, queue) {
-            return self.expect_closed(c, channel, method, 405).await;
-        }
-        self.quiesce().await;
-        let ready = self.ready(queue);
-        let Method::QueuePurgeOk(ok) = self.expect_ok(c, channel, method).await else {
-            self.fail("queue.purge answered something else".into())
-        };
-        if ok.message_count as usize != ready {
-            self.fail(format!(
-                "purge of {queue}: {} ready, model {ready}",
-                ok.message_count
-            ));
+        if !self.empty_queue(c, channel, queue, method).await {
+            return;
         }
         let unacked = self.unacked_ids(queue);
         self.queues
