@@ -9,6 +9,9 @@ SEED="${SEED_SUITE:-$ROOT/../shared/seed-suite}"
 # The seed suite's virtualenv (pika) also runs the crash test.
 export SEED_SUITE_VENV="${SEED_SUITE_VENV:-/tmp/warren-seed-venv}"
 
+echo "== cargo fmt --check, cargo clippy (every crate, every target)"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build --release"
 cargo build --release --locked
 echo "== cargo test"

@@ -1,6 +1,7 @@
 //! Users, password hashes and per-vhost permissions.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use parking_lot::RwLock;
 use rand::RngCore;
 use regex::bytes::{Regex, RegexBuilder};
 
-use crate::persistence::{self, PermissionDef, Persistence, UserDef};
+use crate::metadata::{Command, Metadata};
+use crate::persistence::{PermissionDef, UserDef};
 use sha2::{Digest, Sha256};
 
 /// A user as RabbitMQ stores one: `password_hash` is base64(salt ++ sha256(salt ++ password))
@@ -117,59 +119,23 @@ impl Permissions {
 }
 
 /// Users and permissions, read on every login and (through caches) on every operation.
-#[derive(Default)]
 pub struct AccessControl {
     users: RwLock<HashMap<String, User>>,
     permissions: RwLock<HashMap<(String, String), Arc<Permissions>>>,
     /// Bumped on every change, so connections can cache permission decisions safely.
     generation: AtomicU64,
-    persistence: Option<Arc<Persistence>>,
-}
-
-fn user_key(name: &str) -> Vec<u8> {
-    persistence::key(&[b"user", name.as_bytes()])
-}
-
-fn permission_key(vhost: &str, user: &str) -> Vec<u8> {
-    persistence::key(&[b"permission", vhost.as_bytes(), user.as_bytes()])
+    metadata: Arc<Metadata>,
 }
 
 impl AccessControl {
-    /// Access control whose changes are written to `persistence` (if any).
-    pub fn new(persistence: Option<Arc<Persistence>>) -> Self {
+    /// Access control whose changes go through `metadata` (see `metadata.rs`).
+    pub fn new(metadata: Arc<Metadata>) -> Self {
         AccessControl {
-            persistence,
-            ..Default::default()
+            users: RwLock::default(),
+            permissions: RwLock::default(),
+            generation: AtomicU64::new(0),
+            metadata,
         }
-    }
-
-    /// Loads stored users and permissions (startup); nothing is written back.
-    pub(crate) fn restore(&self, users: &[UserDef], permissions: &[PermissionDef]) {
-        let mut map = self.users.write();
-        for u in users {
-            map.insert(
-                u.name.clone(),
-                User {
-                    name: u.name.clone(),
-                    password_hash: u.password_hash.clone(),
-                    tags: u.tags.clone(),
-                },
-            );
-        }
-        drop(map);
-        let mut perms = self.permissions.write();
-        for p in permissions {
-            match Permissions::new(&p.configure, &p.write, &p.read) {
-                Ok(compiled) => {
-                    perms.insert((p.vhost.clone(), p.user.clone()), Arc::new(compiled));
-                }
-                Err(e) => {
-                    tracing::warn!(user = %p.user, vhost = %p.vhost, error = %e, "stored permissions skipped")
-                }
-            }
-        }
-        drop(perms);
-        self.changed();
     }
 
     pub fn generation(&self) -> u64 {
@@ -180,48 +146,91 @@ impl AccessControl {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn put_user(&self, user: User) {
-        if let Some(p) = &self.persistence {
-            // Logged by `put`; see the note on management writes in ARCHITECTURE.md.
-            let _ = p.put(
-                &user_key(&user.name),
-                &UserDef {
-                    name: user.name.clone(),
-                    password_hash: user.password_hash.clone(),
-                    tags: user.tags.clone(),
-                },
-            );
+    /// Applies a committed user or permission command (other commands are not ours).
+    pub(crate) fn apply(&self, command: &Command) {
+        match command {
+            Command::PutUser(u) => {
+                let user = User {
+                    name: u.name.clone(),
+                    password_hash: u.password_hash.clone(),
+                    tags: u.tags.clone(),
+                };
+                self.users.write().insert(u.name.clone(), user);
+            }
+            Command::DeleteUser { name } => {
+                self.users.write().remove(name);
+            }
+            Command::SetPermissions(p) => match Permissions::new(&p.configure, &p.write, &p.read) {
+                Ok(compiled) => {
+                    let key = (p.vhost.clone(), p.user.clone());
+                    self.permissions.write().insert(key, Arc::new(compiled));
+                }
+                Err(e) => {
+                    tracing::warn!(user = %p.user, vhost = %p.vhost, error = %e, "stored permissions skipped")
+                }
+            },
+            Command::ClearPermissions { vhost, user } => {
+                self.permissions
+                    .write()
+                    .remove(&(vhost.clone(), user.clone()));
+            }
+            _ => return,
         }
-        self.users.write().insert(user.name.clone(), user);
         self.changed();
     }
 
-    pub fn add_user(&self, name: &str, password: &str, tags: &[&str]) {
+    /// Commits and applies a planned change.
+    fn run(&self, commands: &[Command]) -> io::Result<()> {
+        self.metadata.commit(commands)?;
+        commands.iter().for_each(|c| self.apply(c));
+        Ok(())
+    }
+
+    /// Creates or replaces a user. An error means it could not be stored: nothing changed.
+    pub fn put_user(&self, user: User) -> io::Result<()> {
+        let _order = self.metadata.lock();
+        self.run(&[Command::PutUser(UserDef {
+            name: user.name,
+            password_hash: user.password_hash,
+            tags: user.tags,
+        })])
+    }
+
+    pub fn add_user(&self, name: &str, password: &str, tags: &[&str]) -> io::Result<()> {
         self.put_user(User {
             name: name.to_string(),
             password_hash: hash_password(password),
             tags: tags.iter().map(|t| t.to_string()).collect(),
-        });
+        })
     }
 
-    pub fn delete_user(&self, name: &str) -> bool {
-        let removed = self.users.write().remove(name).is_some();
-        let mut gone = Vec::new();
-        self.permissions.write().retain(|(v, u), _| {
-            let keep = u != name;
-            if !keep {
-                gone.push(permission_key(v, u));
-            }
-            keep
-        });
-        if let Some(p) = &self.persistence {
-            let _ = p.delete(&user_key(name));
-            gone.iter().for_each(|k| {
-                let _ = p.delete(k);
-            });
+    /// Deletes a user and its permissions; false if there was no such user.
+    pub fn delete_user(&self, name: &str) -> io::Result<bool> {
+        let _order = self.metadata.lock();
+        if !self.users.read().contains_key(name) {
+            return Ok(false);
         }
-        self.changed();
-        removed
+        let mut plan = self.plan_clear_permissions(|_, u| u == name);
+        plan.push(Command::DeleteUser {
+            name: name.to_string(),
+        });
+        self.run(&plan).map(|()| true)
+    }
+
+    /// Commands that clear the permissions matching `which(vhost, user)`.
+    pub(crate) fn plan_clear_permissions(
+        &self,
+        which: impl Fn(&str, &str) -> bool,
+    ) -> Vec<Command> {
+        self.permissions
+            .read()
+            .keys()
+            .filter(|(v, u)| which(v, u))
+            .map(|(v, u)| Command::ClearPermissions {
+                vhost: v.clone(),
+                user: u.clone(),
+            })
+            .collect()
     }
 
     pub fn user(&self, name: &str) -> Option<User> {
@@ -238,53 +247,34 @@ impl AccessControl {
         verify_password(&user.password_hash, password).then_some(user)
     }
 
-    pub fn set_permissions(&self, vhost: &str, user: &str, permissions: Permissions) {
-        if let Some(p) = &self.persistence {
-            let _ = p.put(
-                &permission_key(vhost, user),
-                &PermissionDef {
-                    vhost: vhost.to_string(),
-                    user: user.to_string(),
-                    configure: permissions.configure.clone(),
-                    write: permissions.write.clone(),
-                    read: permissions.read.clone(),
-                },
-            );
-        }
-        self.permissions
-            .write()
-            .insert((vhost.to_string(), user.to_string()), Arc::new(permissions));
-        self.changed();
+    pub fn set_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        permissions: Permissions,
+    ) -> io::Result<()> {
+        let _order = self.metadata.lock();
+        self.run(&[Command::SetPermissions(PermissionDef {
+            vhost: vhost.to_string(),
+            user: user.to_string(),
+            configure: permissions.configure,
+            write: permissions.write,
+            read: permissions.read,
+        })])
     }
 
-    pub fn clear_permissions(&self, vhost: &str, user: &str) -> bool {
-        let removed = self
-            .permissions
-            .write()
-            .remove(&(vhost.to_string(), user.to_string()))
-            .is_some();
-        if let Some(p) = &self.persistence {
-            let _ = p.delete(&permission_key(vhost, user));
+    /// Clears a user's permissions in a vhost; false if there were none.
+    pub fn clear_permissions(&self, vhost: &str, user: &str) -> io::Result<bool> {
+        let _order = self.metadata.lock();
+        let key = (vhost.to_string(), user.to_string());
+        if !self.permissions.read().contains_key(&key) {
+            return Ok(false);
         }
-        self.changed();
-        removed
-    }
-
-    pub fn clear_vhost(&self, vhost: &str) {
-        let mut gone = Vec::new();
-        self.permissions.write().retain(|(v, u), _| {
-            let keep = v != vhost;
-            if !keep {
-                gone.push(permission_key(v, u));
-            }
-            keep
-        });
-        if let Some(p) = &self.persistence {
-            gone.iter().for_each(|k| {
-                let _ = p.delete(k);
-            });
-        }
-        self.changed();
+        self.run(&[Command::ClearPermissions {
+            vhost: key.0,
+            user: key.1,
+        }])
+        .map(|()| true)
     }
 
     pub fn permissions(&self, vhost: &str, user: &str) -> Option<Arc<Permissions>> {

@@ -10,7 +10,8 @@ use crate::alarms::Alarms;
 use crate::auth::{AccessControl, Permissions, User};
 use crate::clock::{Clock, SystemClock, Timers};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
-use crate::persistence::{self, Definitions, Persistence, VhostDef};
+use crate::metadata::{Command, Metadata};
+use crate::persistence::{Definitions, Persistence, VhostDef};
 use crate::registry::ConnectionRegistry;
 use crate::vhost::VHost;
 use crate::ConnectionId;
@@ -53,6 +54,8 @@ pub struct Broker {
     next_connection: AtomicU64,
     /// The data directory; None for a broker that keeps everything in memory (tests).
     persistence: Option<Arc<Persistence>>,
+    /// Orders definition changes and commits them (see `metadata.rs`).
+    metadata: Arc<Metadata>,
 }
 
 impl Broker {
@@ -65,7 +68,9 @@ impl Broker {
     /// As `new`, on the given clock.
     pub fn new_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Arc<Broker> {
         let broker = Self::empty(config, None, clock);
-        broker.first_boot();
+        broker
+            .first_boot()
+            .expect("a broker in memory stores nothing");
         Arc::new(broker)
     }
 
@@ -74,9 +79,14 @@ impl Broker {
         persistence: Option<Arc<Persistence>>,
         clock: Arc<dyn Clock>,
     ) -> Broker {
+        let log = persistence
+            .clone()
+            .map(|p| p as Arc<dyn crate::metadata::CommandLog>);
+        let metadata = Metadata::new(log);
         Broker {
             timers: Timers::new(clock),
-            access: AccessControl::new(persistence.clone()),
+            access: AccessControl::new(metadata.clone()),
+            metadata,
             connections: ConnectionRegistry::default(),
             alarms: Alarms::default(),
             vhosts: RwLock::new(HashMap::new()),
@@ -101,45 +111,68 @@ impl Broker {
         let (persistence, defs) = Persistence::open(data_dir)?;
         let broker = Self::empty(config, Some(persistence), clock);
         if defs.is_empty() {
-            broker.first_boot();
+            broker.first_boot()?;
         } else {
             broker.restore(defs);
         }
         Ok(Arc::new(broker))
     }
 
+    /// Replays the stored definitions through the applies every change goes through.
     fn restore(&self, defs: Definitions) {
-        for v in &defs.vhosts {
-            self.vhosts.write().insert(
-                v.name.clone(),
-                VHost::with_persistence(&v.name, self.persistence.clone()),
-            );
+        let counts = [
+            defs.vhosts.len(),
+            defs.users.len(),
+            defs.exchanges.len(),
+            defs.queues.len(),
+            defs.bindings.len(),
+        ];
+        for command in defs.into_commands() {
+            self.apply(&command);
         }
-        self.access.restore(&defs.users, &defs.permissions);
-        let vhost = |name: &str| self.vhost(name);
-        for e in &defs.exchanges {
-            if let Some(v) = vhost(&e.vhost) {
-                v.restore_exchange(e);
-            }
-        }
-        for q in &defs.queues {
-            if let Some(v) = vhost(&q.vhost) {
-                v.restore_queue(q);
-            }
-        }
-        for b in &defs.bindings {
-            if let Some(v) = vhost(&b.vhost) {
-                v.restore_binding(b);
-            }
-        }
+        let [vhosts, users, exchanges, queues, bindings] = counts;
         tracing::info!(
-            vhosts = defs.vhosts.len(),
-            users = defs.users.len(),
-            exchanges = defs.exchanges.len(),
-            queues = defs.queues.len(),
-            bindings = defs.bindings.len(),
+            vhosts,
+            users,
+            exchanges,
+            queues,
+            bindings,
             "definitions recovered"
         );
+    }
+
+    /// Applies a committed command, whichever part of the model it changes.
+    fn apply(&self, command: &Command) {
+        match command {
+            Command::AddVhost(def) => match self.vhost(&def.name) {
+                Some(existing) => existing.redefine(def),
+                None => {
+                    let vhost =
+                        VHost::open(def.clone(), self.persistence.clone(), self.metadata.clone());
+                    self.vhosts.write().insert(def.name.clone(), vhost);
+                }
+            },
+            Command::DeleteVhost { name } => {
+                self.vhosts.write().remove(name);
+                self.connections.close_vhost(name, "vhost is deleted");
+            }
+            Command::PutUser(_)
+            | Command::DeleteUser { .. }
+            | Command::SetPermissions(_)
+            | Command::ClearPermissions { .. } => self.access.apply(command),
+            Command::DeclareExchange(_)
+            | Command::DeleteExchange { .. }
+            | Command::DeclareQueue(_)
+            | Command::DeleteQueue { .. }
+            | Command::Bind(_)
+            | Command::Unbind(_) => {
+                let vhost = command.vhost().and_then(|name| self.vhost(name));
+                match vhost {
+                    Some(v) => v.apply(command),
+                    None => tracing::warn!(?command, "definition for a missing vhost skipped"),
+                }
+            }
+        }
     }
 
     /// Memory is short: queues keep new messages on disk instead of in RAM.
@@ -194,17 +227,12 @@ impl Broker {
     }
 
     /// RabbitMQ's first-boot definitions.
-    fn first_boot(&self) {
-        let broker = self;
-        broker.add_vhost("/");
-        broker.access.add_user(
-            &broker.config.default_user,
-            &broker.config.default_password,
-            &["administrator"],
-        );
-        broker
-            .access
-            .set_permissions("/", &broker.config.default_user, Permissions::full());
+    fn first_boot(&self) -> std::io::Result<()> {
+        self.add_vhost("/")?;
+        let user = &self.config.default_user;
+        self.access
+            .add_user(user, &self.config.default_password, &["administrator"])?;
+        self.access.set_permissions("/", user, Permissions::full())
     }
 
     pub fn next_connection_id(&self) -> ConnectionId {
@@ -219,48 +247,54 @@ impl Broker {
         self.vhosts.read().values().cloned().collect()
     }
 
-    /// Creates a vhost; false if it existed.
-    pub fn add_vhost(&self, name: &str) -> bool {
-        let mut vhosts = self.vhosts.write();
-        if vhosts.contains_key(name) {
-            return false;
+    /// Creates a vhost; false if it existed. An error means it could not be stored.
+    pub fn add_vhost(&self, name: &str) -> std::io::Result<bool> {
+        let _order = self.metadata.lock();
+        if self.vhosts.read().contains_key(name) {
+            return Ok(false);
         }
-        vhosts.insert(
-            name.to_string(),
-            VHost::with_persistence(name, self.persistence.clone()),
-        );
-        drop(vhosts);
-        if let Some(p) = &self.persistence {
-            let _ = p.put(
-                &persistence::key(&[b"vhost", name.as_bytes()]),
-                &VhostDef {
-                    name: name.to_string(),
-                },
-            );
-        }
-        true
+        self.run(&[Command::AddVhost(VhostDef {
+            name: name.to_string(),
+            ..VhostDef::default()
+        })])
+        .map(|()| true)
     }
 
-    /// Deletes a vhost with its queues and exchanges; consumers are cancelled.
-    pub fn delete_vhost(&self, name: &str) -> bool {
-        let Some(vhost) = self.vhosts.write().remove(name) else {
-            return false;
+    /// Creates a vhost or changes its description, tags and default queue type; true if it
+    /// was created. An error means the change could not be stored.
+    pub fn put_vhost(&self, definition: VhostDef) -> std::io::Result<bool> {
+        let _order = self.metadata.lock();
+        let existing = self.vhost(&definition.name);
+        if existing
+            .as_ref()
+            .is_some_and(|v| v.definition() == definition)
+        {
+            return Ok(false);
+        }
+        self.run(&[Command::AddVhost(definition)])
+            .map(|()| existing.is_none())
+    }
+
+    /// Commits and applies a planned change (the caller holds the metadata lock).
+    fn run(&self, plan: &[Command]) -> std::io::Result<()> {
+        self.metadata.commit(plan)?;
+        plan.iter().for_each(|c| self.apply(c));
+        Ok(())
+    }
+
+    /// Deletes a vhost with its queues, exchanges and permissions; its connections are
+    /// closed. False if there was no such vhost.
+    pub fn delete_vhost(&self, name: &str) -> std::io::Result<bool> {
+        let _order = self.metadata.lock();
+        let Some(vhost) = self.vhost(name) else {
+            return Ok(false);
         };
-        if let Some(p) = &self.persistence {
-            let _ = p.delete(&persistence::key(&[b"vhost", name.as_bytes()]));
-        }
-        // Durable exchanges and bindings have definitions of their own to forget.
-        for exchange in vhost.exchanges() {
-            if !exchange.name.is_empty() && !exchange.name.starts_with(b"amq.") {
-                let _ = vhost.delete_exchange(&exchange.name, false);
-            }
-        }
-        for queue in vhost.queues() {
-            vhost.remove_queue(&queue);
-        }
-        self.access.clear_vhost(name);
-        self.connections.close_vhost(name, "vhost is deleted");
-        true
+        let mut plan = vhost.plan_clear();
+        plan.extend(self.access.plan_clear_permissions(|v, _| v == name));
+        plan.push(Command::DeleteVhost {
+            name: name.to_string(),
+        });
+        self.run(&plan).map(|()| true)
     }
 
     /// connection.open: the vhost must exist and the user must have permissions in it.

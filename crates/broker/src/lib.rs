@@ -11,6 +11,7 @@ pub mod clock;
 pub mod error;
 pub mod exchange;
 pub mod message;
+pub mod metadata;
 pub mod names;
 pub mod persistence;
 pub mod publish;

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 use warren_protocol::{FieldTable, ShortStr};
-use warren_store::{DefinitionsLog, QueueLog, Recovered, ReservedSpace, Syncer};
+use warren_store::{Change, DefinitionsLog, QueueLog, Recovered, ReservedSpace, Syncer};
+
+use crate::metadata::{Command, CommandLog};
 
 pub struct Persistence {
     pub data_dir: PathBuf,
@@ -36,19 +38,26 @@ pub struct Persistence {
     reserve: ReservedSpace,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct VhostDef {
     pub name: String,
+    /// What RabbitMQ keeps beside the name (`rabbit_vhost` metadata).
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_queue_type: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct UserDef {
     pub name: String,
     pub password_hash: String,
     pub tags: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct PermissionDef {
     pub vhost: String,
     pub user: String,
@@ -89,27 +98,43 @@ impl NameDef {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// Definitions written before commands carried durability were all durable.
+fn durable_by_default() -> bool {
+    true
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct ExchangeDef {
     pub vhost: String,
     pub name: NameDef,
     pub kind: String,
+    #[serde(default = "durable_by_default")]
+    pub durable: bool,
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct QueueDef {
     pub vhost: String,
     pub name: NameDef,
+    /// Durable and not exclusive: kept across restarts.
+    #[serde(default = "durable_by_default")]
+    pub durable: bool,
+    /// Set for an exclusive queue: the connection it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
     pub arguments: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct BindingDef {
     pub vhost: String,
+    /// Both ends durable: kept across restarts.
+    #[serde(default = "durable_by_default")]
+    pub durable: bool,
     pub source: NameDef,
     pub destination: NameDef,
     /// "queue" or "exchange".
@@ -180,23 +205,6 @@ impl Persistence {
         Ok((Arc::new(p), defs))
     }
 
-    /// Writes a definition (fsynced). A failure is logged here and returned: the change it
-    /// stands for must then not be applied or answered as done.
-    pub fn put(&self, key: &[u8], value: &impl Serialize) -> io::Result<()> {
-        let json = serde_json::to_vec(value).expect("definitions serialize");
-        self.definitions.lock().put(key, &json).inspect_err(|e| {
-            error!(error = %e, "writing a definition failed");
-            self.report_io_error(e);
-        })
-    }
-
-    pub fn delete(&self, key: &[u8]) -> io::Result<()> {
-        self.definitions.lock().delete(key).inspect_err(|e| {
-            error!(error = %e, "deleting a definition failed");
-            self.report_io_error(e);
-        })
-    }
-
     /// A write to the data directory failed. The monitor turns this into the disk alarm, so
     /// that publishers stop until space comes back.
     pub fn report_io_error(&self, e: &io::Error) {
@@ -260,6 +268,98 @@ impl Persistence {
     /// Flushes and stops the group-commit thread (clean shutdown).
     pub fn shutdown(&self) {
         self.syncer.shutdown();
+    }
+}
+
+/// The local command log: each command of a change becomes a put or a delete of the entry
+/// its definition is stored under, and the change one record of the definitions log (so the
+/// log on disk holds the state, compacted at every start, in the format earlier releases wrote).
+impl CommandLog for Persistence {
+    fn commit(&self, commands: &[Command]) -> io::Result<()> {
+        let entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = commands
+            .iter()
+            .filter(|c| c.is_durable())
+            .filter_map(stored_entry)
+            .collect();
+        let changes: Vec<Change> = entries
+            .iter()
+            .map(|(key, value)| match value {
+                Some(value) => Change::Put { key, value },
+                None => Change::Delete { key },
+            })
+            .collect();
+        self.definitions.lock().commit(&changes).inspect_err(|e| {
+            error!(error = %e, "writing definitions failed");
+            self.report_io_error(e);
+        })
+    }
+}
+
+/// The key a command's definition is stored under, and its new value (None: deleted).
+/// None for a command whose names cannot be decoded (a damaged entry replayed).
+fn stored_entry(command: &Command) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let name_bytes = |n: &NameDef| n.to_short_str().map(|s| s.as_bytes().to_vec());
+    Some(match command {
+        Command::AddVhost(v) => (key(&[b"vhost", v.name.as_bytes()]), json(v)),
+        Command::DeleteVhost { name } => (key(&[b"vhost", name.as_bytes()]), None),
+        Command::PutUser(u) => (key(&[b"user", u.name.as_bytes()]), json(u)),
+        Command::DeleteUser { name } => (key(&[b"user", name.as_bytes()]), None),
+        Command::SetPermissions(p) => (
+            key(&[b"permission", p.vhost.as_bytes(), p.user.as_bytes()]),
+            json(p),
+        ),
+        Command::ClearPermissions { vhost, user } => (
+            key(&[b"permission", vhost.as_bytes(), user.as_bytes()]),
+            None,
+        ),
+        Command::DeclareExchange(e) => (
+            key(&[b"exchange", e.vhost.as_bytes(), &name_bytes(&e.name)?]),
+            json(e),
+        ),
+        Command::DeleteExchange { vhost, name, .. } => (
+            key(&[b"exchange", vhost.as_bytes(), &name_bytes(name)?]),
+            None,
+        ),
+        Command::DeclareQueue(q) => (
+            key(&[b"queue", q.vhost.as_bytes(), &name_bytes(&q.name)?]),
+            json(q),
+        ),
+        Command::DeleteQueue { vhost, name, .. } => {
+            (key(&[b"queue", vhost.as_bytes(), &name_bytes(name)?]), None)
+        }
+        Command::Bind(b) => (binding_key(b)?, json(b)),
+        Command::Unbind(b) => (binding_key(b)?, None),
+    })
+}
+
+fn binding_key(b: &BindingDef) -> Option<Vec<u8>> {
+    Some(key(&[
+        b"binding",
+        b.vhost.as_bytes(),
+        b.source.to_short_str()?.as_bytes(),
+        b.destination_type.as_bytes(),
+        b.destination.to_short_str()?.as_bytes(),
+        b.routing_key.to_short_str()?.as_bytes(),
+        b.arguments.as_bytes(),
+    ]))
+}
+
+fn json(value: &impl Serialize) -> Option<Vec<u8>> {
+    Some(serde_json::to_vec(value).expect("definitions serialize"))
+}
+
+impl Definitions {
+    /// The stored definitions as the commands that create them, in an order in which each
+    /// applies (vhosts first, bindings last): recovery replays these.
+    pub fn into_commands(self) -> Vec<Command> {
+        let mut commands = Vec::new();
+        commands.extend(self.vhosts.into_iter().map(Command::AddVhost));
+        commands.extend(self.users.into_iter().map(Command::PutUser));
+        commands.extend(self.permissions.into_iter().map(Command::SetPermissions));
+        commands.extend(self.exchanges.into_iter().map(Command::DeclareExchange));
+        commands.extend(self.queues.into_iter().map(Command::DeclareQueue));
+        commands.extend(self.bindings.into_iter().map(Command::Bind));
+        commands
     }
 }
 

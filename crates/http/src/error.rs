@@ -42,8 +42,17 @@ impl From<AmqpError> for ApiError {
         match e.code {
             ReplyCode::NotFound => ApiError::NotFoundReason(e.reply_text()),
             ReplyCode::AccessRefused => ApiError::NotAuthorised(e.reply_text()),
+            // The broker could not store the change (a full disk): not the request's fault.
+            ReplyCode::InternalError => ApiError::Internal(e.reply_text()),
             _ => ApiError::BadRequest(format!("{} {}", e.code.code(), e.reply_text())),
         }
+    }
+}
+
+/// A definition change that could not be stored: nothing was changed.
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        ApiError::Internal(format!("cannot store the change: {e}"))
     }
 }
 

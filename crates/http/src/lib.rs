@@ -69,7 +69,6 @@ pub struct Shared {
     pub config: HttpConfig,
     sampler: stats::Sampler,
     started: Instant,
-    vhost_meta: api::vhosts::MetaStore,
 }
 
 #[derive(Clone)]
@@ -89,7 +88,6 @@ impl AppState {
             sampler: stats::Sampler::new(config.stats_interval),
             config,
             started: Instant::now(),
-            vhost_meta: Default::default(),
         }))
     }
 

@@ -791,9 +791,7 @@ impl Channel {
         let Some(c) = self.consumers.remove(tag) else {
             return;
         };
-        if c.queue.remove_consumer(c.id) {
-            vhost.remove_queue(&c.queue);
-        }
+        vhost.cancel_consumer(&c.queue, c.id);
         if self.reply_queue.as_ref() == Some(&c.queue.name) {
             self.reply_queue = None;
         }

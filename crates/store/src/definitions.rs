@@ -1,6 +1,9 @@
 //! Definitions (vhosts, users, permissions, durable exchanges, queues, bindings) as an
 //! append-only log of key/value puts and deletes. Each change is fsynced before it is
 //! acknowledged; on open the log is replayed and rewritten with only the live entries.
+//!
+//! A change of several entries (deleting a queue with its bindings) is one record, so it is
+//! either replayed whole or, torn by a crash, not at all.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -13,6 +16,24 @@ use crate::record::{read_record, write_record, ReadOutcome};
 
 const PUT: u8 = 1;
 const DELETE: u8 = 2;
+/// A record holding several puts and deletes, each as `len u32 | PUT/DELETE body`.
+const BATCH: u8 = 3;
+
+/// One change to a definitions log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    Put { key: &'a [u8], value: &'a [u8] },
+    Delete { key: &'a [u8] },
+}
+
+impl Change<'_> {
+    fn encode(&self) -> Vec<u8> {
+        match *self {
+            Change::Put { key, value } => encode(PUT, key, value),
+            Change::Delete { key } => encode(DELETE, key, &[]),
+        }
+    }
+}
 
 /// The live entries of a definitions log, by key.
 pub type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -58,6 +79,52 @@ fn decode(body: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((op, key, &body[5 + klen..]))
 }
 
+fn encode_batch(changes: &[Change]) -> Vec<u8> {
+    let mut body = vec![BATCH];
+    for c in changes {
+        let one = c.encode();
+        body.extend_from_slice(&(one.len() as u32).to_be_bytes());
+        body.extend_from_slice(&one);
+    }
+    body
+}
+
+/// Applies one record to `entries`; false if it cannot be read (nothing is applied then).
+fn replay(body: &[u8], entries: &mut Entries) -> bool {
+    if body.first() == Some(&BATCH) {
+        let Some(parts) = batch_parts(&body[1..]) else {
+            return false;
+        };
+        return parts.into_iter().all(|part| replay(part, entries));
+    }
+    match decode(body) {
+        Some((PUT, k, v)) => {
+            entries.insert(k.to_vec(), v.to_vec());
+            true
+        }
+        Some((DELETE, k, _)) => {
+            entries.remove(k);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The changes of a batch record, each checked to be a put or a delete before any is applied.
+fn batch_parts(mut rest: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut parts = Vec::new();
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let part = rest.get(4..4 + len)?;
+        if !matches!(decode(part), Some((PUT | DELETE, _, _))) {
+            return None;
+        }
+        parts.push(part);
+        rest = &rest[4 + len..];
+    }
+    Some(parts)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -75,16 +142,8 @@ impl DefinitionsLog {
                 match read_record(&mut reader, len - pos)? {
                     ReadOutcome::Record(body) => {
                         pos += 8 + body.len() as u64;
-                        match decode(&body) {
-                            Some((PUT, k, v)) => {
-                                entries.insert(k.to_vec(), v.to_vec());
-                            }
-                            Some((DELETE, k, _)) => {
-                                entries.remove(k);
-                            }
-                            _ => {
-                                warn!(path = %path.display(), offset = pos, "unreadable definitions record skipped")
-                            }
+                        if !replay(&body, &mut entries) {
+                            warn!(path = %path.display(), offset = pos, "unreadable definitions record skipped")
                         }
                     }
                     ReadOutcome::Corrupt { len } => {
@@ -131,6 +190,16 @@ impl DefinitionsLog {
 
     pub fn delete(&mut self, key: &[u8]) -> io::Result<()> {
         self.append(&encode(DELETE, key, &[]))
+    }
+
+    /// Writes several changes as one record (fsynced): after a crash either all of them are
+    /// replayed or none. No changes write nothing.
+    pub fn commit(&mut self, changes: &[Change]) -> io::Result<()> {
+        match changes {
+            [] => Ok(()),
+            [one] => self.append(&one.encode()),
+            many => self.append(&encode_batch(many)),
+        }
     }
 
     /// Appends a record and fsyncs it. A record that could not be written whole is cut off

@@ -16,7 +16,7 @@ mod record;
 mod reserve;
 mod syncer;
 
-pub use definitions::{DefinitionsLog, Entries};
+pub use definitions::{Change, DefinitionsLog, Entries};
 pub use queue_log::{LogRecord, QueueLog, Recovered};
 pub use ranges::RangeSet;
 pub use reserve::{free_disk, ReservedSpace, RESERVED_BYTES};

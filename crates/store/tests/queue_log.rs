@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use warren_store::{DefinitionsLog, QueueLog, Syncer};
+use warren_store::{Change, DefinitionsLog, QueueLog, Syncer};
 
 fn open(dir: &Path, syncer: &Arc<Syncer>) -> (QueueLog, warren_store::Recovered) {
     QueueLog::open_with_segment_size(dir, true, syncer.clone(), 1024).unwrap()
@@ -194,6 +194,54 @@ fn definitions_replay_and_survive_a_torn_tail() {
         entries.get(&b"queue/a"[..]).map(|v| &v[..]),
         Some(&b"3"[..])
     );
+}
+
+#[test]
+fn a_batch_of_definition_changes_is_replayed_whole_or_not_at_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("definitions.log");
+    {
+        let (mut defs, _) = DefinitionsLog::open(&path).unwrap();
+        defs.put(b"queue/a", b"1").unwrap();
+        defs.put(b"binding/a", b"1").unwrap();
+        defs.commit(&[
+            Change::Delete { key: b"binding/a" },
+            Change::Delete { key: b"queue/a" },
+            Change::Put {
+                key: b"queue/b",
+                value: b"2",
+            },
+        ])
+        .unwrap();
+    }
+    let (_, entries) = DefinitionsLog::open(&path).unwrap();
+    let keys: Vec<&[u8]> = entries.keys().map(|k| &k[..]).collect();
+    assert_eq!(keys, [&b"queue/b"[..]]);
+
+    // A batch torn by a crash leaves everything as it was before it.
+    let before = std::fs::metadata(&path).unwrap().len();
+    {
+        let (mut defs, _) = DefinitionsLog::open(&path).unwrap();
+        defs.commit(&[
+            Change::Delete { key: b"queue/b" },
+            Change::Put {
+                key: b"queue/c",
+                value: b"3",
+            },
+        ])
+        .unwrap();
+    }
+    let full = std::fs::metadata(&path).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(full - 3)
+        .unwrap();
+    assert!(full - 3 > before);
+    let (_, entries) = DefinitionsLog::open(&path).unwrap();
+    let keys: Vec<&[u8]> = entries.keys().map(|k| &k[..]).collect();
+    assert_eq!(keys, [&b"queue/b"[..]]);
 }
 
 /// Many writers on several logs, each waiting for its own ticket: every ticket must become

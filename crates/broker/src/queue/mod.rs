@@ -506,9 +506,9 @@ impl Queue {
         Ok(id)
     }
 
-    /// Removes a consumer. Returns whether the queue is now unused and auto-delete (the caller
-    /// deletes it, since the vhost owns the name).
-    pub fn remove_consumer(&self, id: u64) -> bool {
+    /// Removes a consumer. Returns whether the queue is now unused and auto-delete: then
+    /// `VHost::cancel_consumer`, which called this, deletes it.
+    pub(crate) fn remove_consumer(&self, id: u64) -> bool {
         let mut st = self.state.lock();
         let before = st.consumers.len();
         st.consumers.retain(|c| c.id != id);

@@ -14,12 +14,13 @@ use super::bindings::vhost_bindings;
 use super::exchanges::{declaration as exchange_declaration, exchange_json};
 use super::queues::declaration as queue_declaration;
 use super::users::{user_from_body, user_json, UserBody};
-use super::vhosts::{tag_list, VhostMeta};
+use super::vhosts::tag_list;
 use super::{exchange_name, json, name_arg, no_content, parse_body};
 use crate::auth::AuthUser;
 use crate::convert::{json_to_table, short_str, table_to_json};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, RABBITMQ_COMPAT_VERSION};
+use warren_broker::persistence::VhostDef;
 
 /// Exchanges every vhost has: not exported, not imported.
 fn builtin_exchange(name: &str) -> bool {
@@ -121,7 +122,7 @@ pub async fn export(State(state): State<AppState>, user: AuthUser) -> ApiResult<
     let vhost_list: Vec<Value> = vhosts
         .iter()
         .map(|v| {
-            let meta = state.vhost_meta.get(&v.name);
+            let meta = v.definition();
             json!({
                 "name": &*v.name,
                 "limits": [],
@@ -279,27 +280,24 @@ pub async fn import(
         users.push(user_from_body(name, body, broker.access.user(name))?);
     }
     for u in users {
-        broker.access.put_user(u);
+        broker.access.put_user(u)?;
     }
     for v in items(&defs, "vhosts") {
         let name = str_field(v, "name", "vhost")?;
-        broker.add_vhost(name);
         let meta = v.get("metadata").unwrap_or(v);
-        state.vhost_meta.set(
-            name,
-            VhostMeta {
-                description: meta
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                tags: tag_list(meta.get("tags"))?,
-                default_queue_type: meta
-                    .get("default_queue_type")
-                    .and_then(Value::as_str)
-                    .map(String::from),
-            },
-        );
+        broker.put_vhost(VhostDef {
+            name: name.to_string(),
+            description: meta
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            tags: tag_list(meta.get("tags"))?,
+            default_queue_type: meta
+                .get("default_queue_type")
+                .and_then(Value::as_str)
+                .map(String::from),
+        })?;
     }
     for p in items(&defs, "permissions") {
         let (u, v) = (
@@ -317,7 +315,7 @@ pub async fn import(
             str_field(p, "read", "permission")?,
         )
         .map_err(|e| ApiError::bad_request(format!("permission of '{u}' in '{v}': {e}")))?;
-        broker.access.set_permissions(v, u, compiled);
+        broker.access.set_permissions(v, u, compiled)?;
     }
     import_topology(&state, &defs, None)?;
     info!(user = %user.name, "definitions imported");

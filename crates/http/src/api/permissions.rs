@@ -119,7 +119,7 @@ pub async fn put(
     }
     let permissions = compile(&body)?;
     let created = access.permissions(&vhost, &name).is_none();
-    access.set_permissions(&vhost, &name, permissions);
+    access.set_permissions(&vhost, &name, permissions)?;
     Ok(created_or_existed(created))
 }
 
@@ -129,7 +129,7 @@ pub async fn delete(
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     user.require_admin()?;
-    if !state.broker.access.clear_permissions(&vhost, &name) {
+    if !state.broker.access.clear_permissions(&vhost, &name)? {
         return Err(ApiError::NotFound);
     }
     Ok(no_content())

@@ -135,7 +135,7 @@ pub async fn put(
     let existing = state.broker.access.user(&name);
     let created = existing.is_none();
     let new = user_from_body(&name, body, existing)?;
-    state.broker.access.put_user(new);
+    state.broker.access.put_user(new)?;
     Ok(created_or_existed(created))
 }
 
@@ -145,7 +145,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     user.require_admin()?;
-    if !state.broker.access.delete_user(&name) {
+    if !state.broker.access.delete_user(&name)? {
         return Err(ApiError::NotFound);
     }
     Ok(no_content())
@@ -164,7 +164,7 @@ pub async fn bulk_delete(
     user.require_admin()?;
     let body: BulkDelete = parse_body(&body)?;
     for name in body.users {
-        state.broker.access.delete_user(&name);
+        state.broker.access.delete_user(&name)?;
     }
     Ok(no_content())
 }

@@ -1,13 +1,11 @@
 //! `/api/vhosts[/{vhost}]`.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use warren_broker::persistence::VhostDef;
 
 use super::{created_or_existed, json, no_content, parse_body, vhost_totals};
 use crate::auth::AuthUser;
@@ -15,32 +13,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::listing::{self, ListQuery, Listable};
 use crate::stats::Rate;
 use crate::AppState;
-
-/// What RabbitMQ keeps beside a vhost's name. The broker model has no place for it yet, so it
-/// lives here, in memory.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct VhostMeta {
-    pub description: String,
-    pub tags: Vec<String>,
-    pub default_queue_type: Option<String>,
-}
-
-#[derive(Default)]
-pub struct MetaStore(RwLock<HashMap<String, VhostMeta>>);
-
-impl MetaStore {
-    pub fn get(&self, vhost: &str) -> VhostMeta {
-        self.0.read().get(vhost).cloned().unwrap_or_default()
-    }
-
-    pub fn set(&self, vhost: &str, meta: VhostMeta) {
-        self.0.write().insert(vhost.to_string(), meta);
-    }
-
-    pub fn remove(&self, vhost: &str) {
-        self.0.write().remove(vhost);
-    }
-}
 
 /// Tags as a list or a comma-separated string.
 pub fn tag_list(v: Option<&Value>) -> ApiResult<Vec<String>> {
@@ -90,7 +62,7 @@ impl Listable for VhostJson {
 
 fn vhost_json(state: &AppState, name: &str) -> Option<VhostJson> {
     let vhost = state.broker.vhost(name)?;
-    let meta = state.vhost_meta.get(name);
+    let meta = vhost.definition();
     let t = vhost_totals(&vhost);
     let queue_type = meta
         .default_queue_type
@@ -161,8 +133,14 @@ pub async fn put(
     if name.is_empty() {
         return Err(ApiError::bad_request("vhost name must not be empty"));
     }
-    let created = state.broker.add_vhost(&name);
-    let mut meta = state.vhost_meta.get(&name);
+    let mut meta = state
+        .broker
+        .vhost(&name)
+        .map(|v| v.definition())
+        .unwrap_or_else(|| VhostDef {
+            name: name.clone(),
+            ..VhostDef::default()
+        });
     if let Some(d) = body.description {
         meta.description = d;
     }
@@ -172,7 +150,7 @@ pub async fn put(
     if body.default_queue_type.is_some() {
         meta.default_queue_type = body.default_queue_type;
     }
-    state.vhost_meta.set(&name, meta);
+    let created = state.broker.put_vhost(meta)?;
     Ok(created_or_existed(created))
 }
 
@@ -182,9 +160,8 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     user.require_admin()?;
-    if !state.broker.delete_vhost(&name) {
+    if !state.broker.delete_vhost(&name)? {
         return Err(ApiError::NotFound);
     }
-    state.vhost_meta.remove(&name);
     Ok(no_content())
 }

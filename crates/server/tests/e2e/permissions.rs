@@ -25,12 +25,13 @@ async fn setup(server: &TestServer) -> Client {
             .unwrap();
     }
     admin.close().await;
-    server.broker.access.add_user("app", "app-pw", &[]);
+    server.broker.access.add_user("app", "app-pw", &[]).unwrap();
     let ok = "^ok-";
     server
         .broker
         .access
-        .set_permissions("/", "app", Permissions::new(ok, ok, ok).unwrap());
+        .set_permissions("/", "app", Permissions::new(ok, ok, ok).unwrap())
+        .unwrap();
     let args = server
         .args()
         .credentials(amqprs::security::SecurityCredentials::new_plain(
@@ -194,7 +195,11 @@ async fn consuming_getting_and_purging_need_read_on_the_queue() {
 #[tokio::test]
 async fn a_user_without_permissions_on_a_vhost_cannot_open_it() {
     let server = start().await;
-    server.broker.access.add_user("stranger", "pw", &[]);
+    server
+        .broker
+        .access
+        .add_user("stranger", "pw", &[])
+        .unwrap();
     let args = server
         .args()
         .credentials(amqprs::security::SecurityCredentials::new_plain(

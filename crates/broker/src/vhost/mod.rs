@@ -3,19 +3,24 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use tracing::{error, warn};
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
 use crate::error::{resource, AmqpError, AmqpResult, ReplyCode};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind, Routed};
 use crate::message::Message;
+use crate::metadata::{Command, Metadata};
 use crate::names::server_generated_queue_name;
-use crate::persistence::{self, BindingDef, ExchangeDef, NameDef, Persistence, QueueDef};
+use crate::persistence::{Persistence, VhostDef};
 use crate::publish::Routes;
 use crate::queue::arguments::{check_equivalent, type_name};
 use crate::queue::{Queue, QueueArguments, QueueConfig, QueueType};
 use crate::ConnectionId;
+
+mod changes;
+
+use changes::Removal;
 
 /// Exchanges every vhost has, as RabbitMQ creates them.
 const STANDARD_EXCHANGES: &[(&str, ExchangeKind)] = &[
@@ -65,11 +70,13 @@ pub struct DeclaredQueue {
 
 pub struct VHost {
     pub name: Arc<str>,
+    /// Its definition: description, tags, default queue type (changed by `AddVhost` again).
+    definition: RwLock<VhostDef>,
     exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
-    /// Held across a whole queue.declare (see `declare_queue`).
-    declaring: Mutex<()>,
     persistence: Option<Arc<Persistence>>,
+    /// Orders and commits definition changes (see `metadata.rs` and `changes.rs`).
+    metadata: Arc<Metadata>,
 }
 
 fn reserved_prefix(kind: &str, name: &ShortStr) -> AmqpError {
@@ -149,6 +156,11 @@ fn not_stored(what: &str, e: std::io::Error) -> AmqpError {
     )
 }
 
+/// Applying a committed definition failed where it cannot (a name that does not decode).
+fn internal_error(detail: String) -> AmqpError {
+    AmqpError::new(ReplyCode::InternalError, detail)
+}
+
 fn default_exchange_refused() -> AmqpError {
     AmqpError::access_refused("operation not permitted on the default exchange")
 }
@@ -166,12 +178,21 @@ fn destination_is_durable(d: &Destination) -> bool {
 }
 
 impl VHost {
-    /// A vhost kept in memory only.
+    /// A vhost kept in memory only, on its own (unit tests).
     pub fn new(name: &str) -> Arc<VHost> {
-        Self::with_persistence(name, None)
+        let def = VhostDef {
+            name: name.to_string(),
+            ..VhostDef::default()
+        };
+        Self::open(def, None, Metadata::new(None))
     }
 
-    pub fn with_persistence(name: &str, persistence: Option<Arc<Persistence>>) -> Arc<VHost> {
+    /// A vhost of a broker: its changes go through the broker's `metadata`.
+    pub(crate) fn open(
+        definition: VhostDef,
+        persistence: Option<Arc<Persistence>>,
+        metadata: Arc<Metadata>,
+    ) -> Arc<VHost> {
         let mut exchanges = HashMap::new();
         let standard = |kind| ExchangeConfig {
             kind,
@@ -191,12 +212,22 @@ impl VHost {
             );
         }
         Arc::new(VHost {
-            name: Arc::from(name),
+            name: Arc::from(definition.name.as_str()),
+            definition: RwLock::new(definition),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
-            declaring: Mutex::new(()),
             persistence,
+            metadata,
         })
+    }
+
+    /// The vhost's definition (name, description, tags, default queue type).
+    pub fn definition(&self) -> VhostDef {
+        self.definition.read().clone()
+    }
+
+    pub(crate) fn redefine(&self, definition: &VhostDef) {
+        *self.definition.write() = definition.clone();
     }
 
     fn describe(&self, kind: &str, name: &ShortStr) -> String {
@@ -229,81 +260,6 @@ impl VHost {
         self.exchanges.read().values().cloned().collect()
     }
 
-    // ---- durability ---------------------------------------------------------------------
-
-    fn exchange_key(&self, name: &ShortStr) -> Vec<u8> {
-        persistence::key(&[b"exchange", self.name.as_bytes(), name.as_bytes()])
-    }
-
-    fn queue_key(&self, name: &ShortStr) -> Vec<u8> {
-        persistence::key(&[b"queue", self.name.as_bytes(), name.as_bytes()])
-    }
-
-    fn binding_key(&self, source: &ShortStr, b: &Binding) -> Vec<u8> {
-        persistence::key(&[
-            b"binding",
-            self.name.as_bytes(),
-            source.as_bytes(),
-            b.destination.kind().as_bytes(),
-            b.destination.name().as_bytes(),
-            b.routing_key.as_bytes(),
-            persistence::encode_table(&b.arguments).as_bytes(),
-        ])
-    }
-
-    /// Writes a durable exchange's definition; an error means it must not be created.
-    fn persist_exchange(&self, e: &Exchange) -> AmqpResult<()> {
-        let Some(p) = &self.persistence else {
-            return Ok(());
-        };
-        if !e.config.durable {
-            return Ok(());
-        }
-        p.put(
-            &self.exchange_key(&e.name),
-            &ExchangeDef {
-                vhost: self.name.to_string(),
-                name: NameDef::from(&e.name),
-                kind: e.config.kind.as_str().to_string(),
-                auto_delete: e.config.auto_delete,
-                internal: e.config.internal,
-                arguments: persistence::encode_table(&e.config.arguments),
-            },
-        )
-        .map_err(|err| not_stored(&self.describe("exchange", &e.name), err))
-    }
-
-    /// Writes a durable binding's definition; an error means it must not be added.
-    fn persist_binding(&self, source: &Exchange, b: &Binding) -> AmqpResult<()> {
-        let Some(p) = &self.persistence else {
-            return Ok(());
-        };
-        if !source.config.durable || !destination_is_durable(&b.destination) {
-            return Ok(());
-        }
-        p.put(
-            &self.binding_key(&source.name, b),
-            &BindingDef {
-                vhost: self.name.to_string(),
-                source: NameDef::from(&source.name),
-                destination: NameDef::from(b.destination.name()),
-                destination_type: b.destination.kind().to_string(),
-                routing_key: NameDef::from(&b.routing_key),
-                arguments: persistence::encode_table(&b.arguments),
-            },
-        )
-        .map_err(|err| not_stored(&format!("binding to {}", b.destination.name()), err))
-    }
-
-    fn forget_binding(&self, source: &Exchange, b: &Binding) {
-        if let Some(p) = &self.persistence {
-            if source.config.durable && destination_is_durable(&b.destination) {
-                // A failed delete is logged by `delete`; the binding comes back at restart.
-                let _ = p.delete(&self.binding_key(&source.name, b));
-            }
-        }
-    }
-
     /// Every durable queue of this vhost writes its buffered log out (clean shutdown).
     pub fn flush_logs(&self) {
         for q in self.queues() {
@@ -330,29 +286,6 @@ impl VHost {
             return Err(reserved_prefix("exchange", &d.name));
         }
         let (durable, auto_delete, internal) = d.config_flags;
-        let existing = self.exchanges.read().get(&d.name).cloned();
-        if let Some(existing) = existing {
-            let what = self.describe("exchange", &d.name);
-            let c = &existing.config;
-            if c.kind != kind {
-                return Err(inequivalent("type", &what, kind.as_str(), c.kind.as_str()));
-            }
-            if c.durable != durable {
-                return Err(inequivalent("durable", &what, durable, c.durable));
-            }
-            if c.auto_delete != auto_delete {
-                return Err(inequivalent(
-                    "auto_delete",
-                    &what,
-                    auto_delete,
-                    c.auto_delete,
-                ));
-            }
-            if c.internal != internal {
-                return Err(inequivalent("internal", &what, internal, c.internal));
-            }
-            return Ok(existing);
-        }
         let config = ExchangeConfig {
             kind,
             durable,
@@ -360,16 +293,53 @@ impl VHost {
             internal,
             arguments: d.arguments,
         };
-        let exchange = Exchange::new(d.name.clone(), config);
+        // A redeclare needs no lock; a new exchange is checked again under it.
+        if let Ok(existing) = self.exchange(&d.name) {
+            return self.check_exchange_equivalent(existing, &config);
+        }
+        let _order = self.metadata.lock();
+        if let Ok(existing) = self.exchange(&d.name) {
+            return self.check_exchange_equivalent(existing, &config);
+        }
         // On disk before anyone can route through it; routing is not stalled by the fsync.
-        self.persist_exchange(&exchange)?;
-        // A concurrent declare of the same name may have won; its exchange stands.
-        Ok(self
-            .exchanges
-            .write()
-            .entry(d.name)
-            .or_insert(exchange)
-            .clone())
+        let def = self.exchange_def(&d.name, &config);
+        self.metadata
+            .commit(&[Command::DeclareExchange(def.clone())])
+            .map_err(|e| not_stored(&self.describe("exchange", &d.name), e))?;
+        self.install_exchange(&def)
+            .ok_or_else(|| internal_error(format!("exchange {} not installed", d.name)))
+    }
+
+    fn check_exchange_equivalent(
+        &self,
+        existing: Arc<Exchange>,
+        asked: &ExchangeConfig,
+    ) -> AmqpResult<Arc<Exchange>> {
+        let what = self.describe("exchange", &existing.name);
+        let c = &existing.config;
+        if c.kind != asked.kind {
+            return Err(inequivalent(
+                "type",
+                &what,
+                asked.kind.as_str(),
+                c.kind.as_str(),
+            ));
+        }
+        if c.durable != asked.durable {
+            return Err(inequivalent("durable", &what, asked.durable, c.durable));
+        }
+        if c.auto_delete != asked.auto_delete {
+            return Err(inequivalent(
+                "auto_delete",
+                &what,
+                asked.auto_delete,
+                c.auto_delete,
+            ));
+        }
+        if c.internal != asked.internal {
+            return Err(inequivalent("internal", &what, asked.internal, c.internal));
+        }
+        Ok(existing)
     }
 
     pub fn delete_exchange(&self, name: &ShortStr, if_unused: bool) -> AmqpResult<()> {
@@ -379,80 +349,28 @@ impl VHost {
         if name.starts_with(b"amq.") {
             return Err(reserved_prefix("exchange", name));
         }
-        let removed = {
-            let mut exchanges = self.exchanges.write();
-            let Some(exchange) = exchanges.get(name) else {
-                // Deleting what does not exist succeeds, as in RabbitMQ.
-                return Ok(());
-            };
-            if if_unused
-                && (exchange.has_bindings() || self.is_bound_destination(&exchanges, exchange))
-            {
-                return Err(AmqpError::precondition_failed(format!(
-                    "{} in use",
-                    self.describe("exchange", name)
-                )));
-            }
-            exchanges.remove(name)
+        let _order = self.metadata.lock();
+        let Ok(exchange) = self.exchange(name) else {
+            // Deleting what does not exist succeeds, as in RabbitMQ.
+            return Ok(());
         };
-        if let Some(exchange) = removed {
-            self.exchange_removed(&exchange);
+        if if_unused && (exchange.has_bindings() || self.is_bound_destination(&exchange)) {
+            return Err(AmqpError::precondition_failed(format!(
+                "{} in use",
+                self.describe("exchange", name)
+            )));
         }
-        Ok(())
+        let mut removal = Removal::new(self);
+        removal.delete_exchange(&exchange);
+        self.run(&removal.commands)
+            .map_err(|e| not_stored(&self.describe("exchange", name), e))
     }
 
-    /// Forgets a removed exchange's definition and its bindings both ways.
-    fn exchange_removed(&self, exchange: &Arc<Exchange>) {
-        for b in exchange.bindings() {
-            self.forget_binding(exchange, &b);
-        }
-        if exchange.config.durable {
-            if let Some(p) = &self.persistence {
-                let _ = p.delete(&self.exchange_key(&exchange.name));
-            }
-        }
-        self.remove_bindings_to(&Destination::Exchange(exchange.clone()));
-    }
-
-    fn is_bound_destination(
-        &self,
-        exchanges: &HashMap<ShortStr, Arc<Exchange>>,
-        target: &Arc<Exchange>,
-    ) -> bool {
+    fn is_bound_destination(&self, target: &Arc<Exchange>) -> bool {
         let dest = Destination::Exchange(target.clone());
-        exchanges
-            .values()
+        self.exchanges()
+            .iter()
             .any(|e| e.bindings().iter().any(|b| b.destination.same_as(&dest)))
-    }
-
-    /// Removes bindings leading to a deleted queue or exchange, and auto-deletes the sources
-    /// that thereby lose their last binding.
-    fn remove_bindings_to(&self, destination: &Destination) {
-        for source in self.exchanges() {
-            let removed = source.unbind_all(destination);
-            if !removed.is_empty() {
-                for b in &removed {
-                    self.forget_binding(&source, b);
-                }
-                self.auto_delete_if_unused(&source);
-            }
-        }
-    }
-
-    fn auto_delete_if_unused(&self, exchange: &Arc<Exchange>) {
-        if !exchange.config.auto_delete || exchange.has_bindings() {
-            return;
-        }
-        let removed = {
-            let mut exchanges = self.exchanges.write();
-            match exchanges.get(&exchange.name) {
-                Some(e) if Arc::ptr_eq(e, exchange) => exchanges.remove(&exchange.name),
-                _ => None,
-            }
-        };
-        if let Some(e) = removed {
-            self.exchange_removed(&e);
-        }
     }
 
     // ---- queues -------------------------------------------------------------------------
@@ -480,11 +398,11 @@ impl VHost {
         } else {
             d.name
         };
-        // Declares are serialized per vhost, so that the queue map is write-locked only for
-        // the insert itself: creating a directory and writing the definition (fsynced) must not
-        // stall publishers, which read the map.
-        let _declaring = self.declaring.lock();
-        if let Some(existing) = self.queues.read().get(&name) {
+        // Changes are serialized, so that the queue map is write-locked only for the insert
+        // itself: creating a directory and writing the definition (fsynced) must not stall
+        // publishers, which read the map.
+        let _order = self.metadata.lock();
+        if let Ok(existing) = self.queue(&name) {
             existing.check_owner(connection)?;
             let what = self.describe("queue", &name);
             let c = &existing.config;
@@ -517,7 +435,7 @@ impl VHost {
             )?;
             let counts = existing.counts();
             return Ok(DeclaredQueue {
-                queue: existing.clone(),
+                queue: existing,
                 message_count: counts.ready,
                 consumer_count: counts.consumers,
                 created: false,
@@ -526,12 +444,12 @@ impl VHost {
         let what = self.describe("queue", &name);
         check_queue_type_and_arguments(&d.config, d.server_named, &what)?;
         let owner = d.config.exclusive.then_some(connection);
-        let durable = d.config.durable && !d.config.exclusive;
+        let def = self.queue_def(&name, &d.config, owner);
         let storage_error = |e: std::io::Error| {
             error!(queue = %name, error = %e, "cannot store a new queue");
-            not_stored(&self.describe("queue", &name), e)
+            not_stored(&what, e)
         };
-        let log = match (&self.persistence, durable) {
+        let log = match (&self.persistence, def.durable) {
             (Some(p), true) => {
                 // A fresh queue starts from nothing, whatever a deleted namesake left behind.
                 let dir = p.queue_dir(&self.name, name.as_bytes());
@@ -545,33 +463,16 @@ impl VHost {
             }
             _ => None,
         };
-        let queue = Queue::with_log(
-            name.clone(),
-            self.name.clone(),
-            d.config,
-            owner,
-            self.persistence.clone(),
-            log,
-        );
         // The definition is on disk before the queue exists for anyone, and before declare-ok.
-        if durable {
-            if let Some(p) = &self.persistence {
-                let stored = p.put(
-                    &self.queue_key(&queue.name),
-                    &QueueDef {
-                        vhost: self.name.to_string(),
-                        name: NameDef::from(&queue.name),
-                        auto_delete: queue.config.auto_delete,
-                        arguments: persistence::encode_table(&queue.config.arguments),
-                    },
-                );
-                if let Err(e) = stored {
-                    queue.mark_deleted();
-                    return Err(storage_error(e));
-                }
+        if let Err(e) = self.metadata.commit(&[Command::DeclareQueue(def.clone())]) {
+            if let Some((log, _)) = log {
+                log.destroy();
             }
+            return Err(storage_error(e));
         }
-        self.queues.write().insert(name, queue.clone());
+        let queue = self
+            .install_queue(&def, log)
+            .ok_or_else(|| internal_error(format!("{what} not installed")))?;
         // Every queue is bound to the default exchange by its name; that binding is implicit
         // (routing looks the name up), as in RabbitMQ where it cannot be removed either.
         Ok(DeclaredQueue {
@@ -590,24 +491,20 @@ impl VHost {
         name: ShortStr,
         config: QueueConfig,
     ) -> AmqpResult<Arc<Queue>> {
-        let mut queues = self.queues.write();
-        if queues.contains_key(&name) {
+        let _order = self.metadata.lock();
+        if self.queue(&name).is_ok() {
             return Err(AmqpError::resource_locked(format!(
                 "{} already exists",
                 self.describe("queue", &name)
             )));
         }
         let owner = config.exclusive.then_some(connection);
-        let queue = Queue::with_log(
-            name.clone(),
-            self.name.clone(),
-            config,
-            owner,
-            self.persistence.clone(),
-            None,
-        );
-        queues.insert(name, queue.clone());
-        Ok(queue)
+        let def = self.queue_def(&name, &config, owner);
+        self.metadata
+            .commit(&[Command::DeclareQueue(def.clone())])
+            .map_err(|e| not_stored(&self.describe("queue", &name), e))?;
+        self.install_queue(&def, None)
+            .ok_or_else(|| internal_error(format!("queue {name} not installed")))
     }
 
     /// Deletes a queue; returns the number of ready messages it had. Deleting a missing queue
@@ -619,6 +516,7 @@ impl VHost {
         if_unused: bool,
         if_empty: bool,
     ) -> AmqpResult<u32> {
+        let _order = self.metadata.lock();
         let queue = match self.queue(name) {
             Ok(q) => q,
             Err(_) => return Ok(0),
@@ -637,28 +535,41 @@ impl VHost {
                 queue.describe()
             )));
         }
-        Ok(self.remove_queue(&queue))
+        let mut removal = Removal::new(self);
+        removal.delete_queue(&queue);
+        self.metadata
+            .commit(&removal.commands)
+            .map_err(|e| not_stored(&queue.describe(), e))?;
+        // The count is taken as the queue goes, so that it includes every message that
+        // reached it.
+        let ready = queue.mark_deleted();
+        removal.commands.iter().for_each(|c| self.apply(c));
+        Ok(ready)
     }
 
-    /// Removes a queue object (if it is still the one registered under its name).
-    pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
-        {
-            let mut queues = self.queues.write();
-            match queues.get(&queue.name) {
-                Some(q) if Arc::ptr_eq(q, queue) => {
-                    queues.remove(&queue.name);
-                }
-                _ => return 0,
-            }
+    /// Removes a queue the broker decided to delete (auto-delete, exclusive owner gone), if
+    /// it is still the one registered under its name.
+    fn remove_queue(&self, queue: &Arc<Queue>) {
+        match self.queues.read().get(&queue.name) {
+            Some(q) if Arc::ptr_eq(q, queue) => {}
+            _ => return,
         }
-        let count = queue.mark_deleted();
-        if queue_is_durable(queue) {
-            if let Some(p) = &self.persistence {
-                let _ = p.delete(&self.queue_key(&queue.name));
-            }
+        let mut removal = Removal::new(self);
+        removal.delete_queue(queue);
+        if let Err(e) = self.run(&removal.commands) {
+            // Only a durable auto-delete queue has anything to write; it stays until the
+            // disk has room and it is deleted by hand or loses a consumer again.
+            warn!(queue = %queue.name, error = %e, "cannot store the removal of an auto-delete queue; it stays");
         }
-        self.remove_bindings_to(&Destination::Queue(queue.clone()));
-        count
+    }
+
+    /// Cancels a consumer. An auto-delete queue that thereby loses its last consumer is
+    /// deleted, decided and done under the metadata lock so that no other change interleaves.
+    pub fn cancel_consumer(&self, queue: &Arc<Queue>, consumer: u64) {
+        let _order = self.metadata.lock();
+        if queue.remove_consumer(consumer) {
+            self.remove_queue(queue);
+        }
     }
 
     /// Deletes the exclusive queues of a closed connection.
@@ -670,6 +581,10 @@ impl VHost {
             .filter(|q| q.owner == Some(connection))
             .cloned()
             .collect();
+        if owned.is_empty() {
+            return;
+        }
+        let _order = self.metadata.lock();
         for q in owned {
             self.remove_queue(&q);
         }
@@ -688,6 +603,7 @@ impl VHost {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
+        let _order = self.metadata.lock();
         // RabbitMQ names a missing exchange before a missing queue.
         let source = self.exchange(exchange)?;
         let q = self.queue(queue)?;
@@ -703,8 +619,11 @@ impl VHost {
     }
 
     fn add_binding(&self, source: &Exchange, binding: Binding) -> AmqpResult<()> {
-        // Written first (writing an existing binding again is harmless), applied after.
-        self.persist_binding(source, &binding)?;
+        let def = self.binding_def(source, &binding);
+        // Committed first (storing an existing binding again is harmless), applied after.
+        self.metadata
+            .commit(&[Command::Bind(def)])
+            .map_err(|e| not_stored(&format!("binding to {}", binding.destination.name()), e))?;
         source.bind(binding);
         Ok(())
     }
@@ -715,16 +634,23 @@ impl VHost {
         destination: Destination,
         routing_key: &ShortStr,
         arguments: &FieldTable,
-    ) {
-        if source.unbind(&destination, routing_key, arguments) {
-            let b = Binding {
-                destination,
-                routing_key: routing_key.clone(),
-                arguments: arguments.clone(),
-            };
-            self.forget_binding(source, &b);
-            self.auto_delete_if_unused(source);
+    ) -> AmqpResult<()> {
+        let b = Binding {
+            destination,
+            routing_key: routing_key.clone(),
+            arguments: arguments.clone(),
+        };
+        let exists = source
+            .bindings()
+            .iter()
+            .any(|x| x.matches(&b.destination, routing_key, arguments));
+        if !exists {
+            return Ok(());
         }
+        let mut removal = Removal::new(self);
+        removal.remove_binding(source, &b);
+        self.run(&removal.commands)
+            .map_err(|e| not_stored(&format!("unbinding {}", b.destination.name()), e))
     }
 
     pub fn unbind_queue(
@@ -738,14 +664,14 @@ impl VHost {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
+        let _order = self.metadata.lock();
         // Unbinding from a queue or exchange that is gone succeeds, as in RabbitMQ 3.10:
         // clients clean up bindings of auto-deleted queues after the fact.
         let (Ok(q), Ok(source)) = (self.queue(queue), self.exchange(exchange)) else {
             return Ok(());
         };
         q.check_owner(connection)?;
-        self.remove_binding(&source, Destination::Queue(q), routing_key, arguments);
-        Ok(())
+        self.remove_binding(&source, Destination::Queue(q), routing_key, arguments)
     }
 
     pub fn bind_exchange(
@@ -758,6 +684,7 @@ impl VHost {
         if destination.is_empty() || source.is_empty() {
             return Err(default_exchange_refused());
         }
+        let _order = self.metadata.lock();
         // The source is named first when both are missing, as in RabbitMQ.
         let src = self.exchange(source)?;
         let dest = self.exchange(destination)?;
@@ -781,88 +708,11 @@ impl VHost {
         if destination.is_empty() || source.is_empty() {
             return Err(default_exchange_refused());
         }
+        let _order = self.metadata.lock();
         let (Ok(dest), Ok(src)) = (self.exchange(destination), self.exchange(source)) else {
             return Ok(());
         };
-        self.remove_binding(&src, Destination::Exchange(dest), routing_key, arguments);
-        Ok(())
-    }
-
-    // ---- recovery -----------------------------------------------------------------------
-
-    pub(crate) fn restore_exchange(&self, def: &ExchangeDef) {
-        let Some(kind) = ExchangeKind::parse(def.kind.as_bytes()) else {
-            warn!(exchange = ?def.name, kind = %def.kind, "stored exchange of unknown type skipped");
-            return;
-        };
-        let Some(name) = def.name.to_short_str() else {
-            warn!(exchange = ?def.name, "stored exchange with an undecodable name skipped");
-            return;
-        };
-        let config = ExchangeConfig {
-            kind,
-            durable: true,
-            auto_delete: def.auto_delete,
-            internal: def.internal,
-            arguments: persistence::decode_table(&def.arguments),
-        };
-        self.exchanges
-            .write()
-            .insert(name.clone(), Exchange::new(name, config));
-    }
-
-    pub(crate) fn restore_queue(&self, def: &QueueDef) {
-        let Some(p) = &self.persistence else { return };
-        let Some(name) = def.name.to_short_str() else {
-            warn!(queue = ?def.name, "stored queue with an undecodable name skipped");
-            return;
-        };
-        let log = match p.open_queue_log(&self.name, name.as_bytes()) {
-            Ok(log) => log,
-            Err(e) => {
-                error!(queue = %name, error = %e, "cannot recover the queue's log; queue skipped");
-                return;
-            }
-        };
-        let config = QueueConfig {
-            durable: true,
-            exclusive: false,
-            auto_delete: def.auto_delete,
-            arguments: persistence::decode_table(&def.arguments),
-        };
-        let queue = Queue::with_log(
-            name.clone(),
-            self.name.clone(),
-            config,
-            None,
-            Some(p.clone()),
-            Some(log),
-        );
-        self.queues.write().insert(name, queue);
-    }
-
-    pub(crate) fn restore_binding(&self, def: &BindingDef) {
-        let (Some(source), Some(dest_name), Some(routing_key)) = (
-            def.source.to_short_str(),
-            def.destination.to_short_str(),
-            def.routing_key.to_short_str(),
-        ) else {
-            warn!(source = ?def.source, "stored binding with an undecodable name skipped");
-            return;
-        };
-        let Ok(source) = self.exchange(&source) else {
-            return;
-        };
-        let destination = match def.destination_type.as_str() {
-            "queue" => self.queue(&dest_name).map(Destination::Queue),
-            _ => self.exchange(&dest_name).map(Destination::Exchange),
-        };
-        let Ok(destination) = destination else { return };
-        source.bind(Binding {
-            destination,
-            routing_key,
-            arguments: persistence::decode_table(&def.arguments),
-        });
+        self.remove_binding(&src, Destination::Exchange(dest), routing_key, arguments)
     }
 
     // ---- publishing ---------------------------------------------------------------------
