@@ -6,6 +6,8 @@
 #
 #   bench/backlog.sh                 # Warren with 10,000,000 messages, RabbitMQ with 1,000,000
 #   WARREN_MESSAGES=1000000 RMQ_MESSAGES=1000000 bench/backlog.sh
+#   RMQ_MESSAGES=0 bench/backlog.sh  # Warren only
+#   WARREN_STOP=stop bench/backlog.sh  # a clean stop (SIGTERM) before the restart; default kill -9
 #
 # RabbitMQ gets fewer messages by default: at ~1.5 KB of RAM per queued message it would hit
 # its memory alarm long before 10 million on this machine. Needs a release build and the seed
@@ -78,16 +80,19 @@ echo "== Warren ($WARREN_MESSAGES messages)" >&2
 "$ROOT/scripts/broker.sh" start >/dev/null
 warren_row=$(measure warren "$WARREN_AMQP_PORT" "$WARREN_HTTP_PORT" "$WARREN_MESSAGES" \
   "cat $WARREN_STATE/warren.pid" "$WARREN_STATE/data" \
-  "'$ROOT/scripts/broker.sh' stop" "'$ROOT/scripts/broker.sh' start >/dev/null")
+  "'$ROOT/scripts/broker.sh' ${WARREN_STOP:-kill}" "'$ROOT/scripts/broker.sh' start >/dev/null")
 "$ROOT/scripts/broker.sh" stop
 
-echo "== RabbitMQ ($RMQ_MESSAGES messages)" >&2
-"$BENCH/rabbitmq.sh" wipe >/dev/null 2>&1 || true
-"$BENCH/rabbitmq.sh" start >/dev/null
-rmq_row=$(measure rabbitmq "$RMQ_PORT" "$RMQ_HTTP" "$RMQ_MESSAGES" \
-  "'$BENCH/rabbitmq.sh' pid" "${RMQ_BENCH_DIR:-/tmp/rmq-bench}/mnesia" \
-  "'$BENCH/rabbitmq.sh' stop >/dev/null" "'$BENCH/rabbitmq.sh' start >/dev/null")
-"$BENCH/rabbitmq.sh" stop >/dev/null
+rmq_row="| rabbitmq | not run (RMQ_MESSAGES=0) | | | | | | |"
+if [ "$RMQ_MESSAGES" != 0 ]; then
+  echo "== RabbitMQ ($RMQ_MESSAGES messages)" >&2
+  "$BENCH/rabbitmq.sh" wipe >/dev/null 2>&1 || true
+  "$BENCH/rabbitmq.sh" start >/dev/null
+  rmq_row=$(measure rabbitmq "$RMQ_PORT" "$RMQ_HTTP" "$RMQ_MESSAGES" \
+    "'$BENCH/rabbitmq.sh' pid" "${RMQ_BENCH_DIR:-/tmp/rmq-bench}/mnesia" \
+    "'$BENCH/rabbitmq.sh' stop >/dev/null" "'$BENCH/rabbitmq.sh' start >/dev/null")
+  "$BENCH/rabbitmq.sh" stop >/dev/null
+fi
 
 {
   echo "### Backlog: persistent 16 B messages, confirms (1000 in flight), no consumer; restart; drain"

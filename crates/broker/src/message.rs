@@ -64,57 +64,67 @@ impl Message {
         BasicProperties::decode(&mut self.properties.clone()).unwrap_or_default()
     }
 
-    /// The message as a log record payload: `len u8 | exchange | len u8 | routing key |
-    /// len u32 | properties | body`. Returned as parts so nothing is copied to write it.
-    pub fn log_parts<'a>(&'a self, lengths: &'a mut [u8; 6]) -> [&'a [u8]; 7] {
+    /// The message's log record context, in parts: `len u8 | exchange | len u8 | routing key |
+    /// properties` (the properties run to the end). The store keeps it once for a run of
+    /// records that share it; the body is the record's payload.
+    pub fn log_context<'a>(&'a self, lengths: &'a mut [u8; 2]) -> [&'a [u8]; 5] {
         lengths[0] = self.exchange.len() as u8;
         lengths[1] = self.routing_key.len() as u8;
-        lengths[2..6].copy_from_slice(&(self.properties.len() as u32).to_be_bytes());
         [
             &lengths[0..1],
             self.exchange.as_bytes(),
             &lengths[1..2],
             self.routing_key.as_bytes(),
-            &lengths[2..6],
             &self.properties,
-            &self.body,
         ]
     }
 
-    /// Rebuilds a message from a log record payload (slices of it; no copy).
-    pub fn from_log(mut payload: Bytes, persistent: bool) -> Option<Message> {
-        use bytes::Buf;
-        let take_short = |p: &mut Bytes| -> Option<ShortStr> {
-            let len = *p.first()? as usize;
-            if p.len() < 1 + len {
-                return None;
-            }
-            p.advance(1);
-            Some(ShortStr::from_bytes(p.split_to(len)))
-        };
-        let exchange = take_short(&mut payload)?;
-        let routing_key = take_short(&mut payload)?;
-        if payload.len() < 4 {
-            return None;
-        }
-        let plen = payload.get_u32() as usize;
-        if payload.len() < plen {
-            return None;
-        }
-        let properties = payload.split_to(plen);
+    /// Rebuilds a message from a log record's context and payload (slices; no copy).
+    pub fn from_log(mut context: Bytes, body: Bytes, persistent: bool) -> Option<Message> {
+        let exchange = take_short(&mut context)?;
+        let routing_key = take_short(&mut context)?;
         Some(Message {
             exchange,
             routing_key,
-            properties,
-            body: payload,
+            properties: context,
+            body,
             persistent,
         })
+    }
+
+    /// Cuts a payload of store format 1 (`len u8 | exchange | len u8 | routing key | len u32 |
+    /// properties | body`) into a format 2 context and the body's range, for the migration.
+    pub fn split_format1(payload: &[u8]) -> Option<(Vec<u8>, std::ops::Range<usize>)> {
+        let short = |at: usize| -> Option<usize> {
+            let len = *payload.get(at)? as usize;
+            (payload.len() >= at + 1 + len).then_some(at + 1 + len)
+        };
+        let after_exchange = short(0)?;
+        let after_key = short(after_exchange)?;
+        let plen = u32::from_be_bytes(payload.get(after_key..after_key + 4)?.try_into().ok()?);
+        let props_start = after_key + 4;
+        let body_start = props_start.checked_add(plen as usize)?;
+        let properties = payload.get(props_start..body_start)?;
+        let mut context = Vec::with_capacity(after_key + properties.len());
+        context.extend_from_slice(&payload[..after_key]);
+        context.extend_from_slice(properties);
+        Some((context, body_start..payload.len()))
     }
 
     /// Bytes the message occupies, for memory accounting.
     pub fn size(&self) -> usize {
         self.body.len() + self.properties.len() + self.exchange.len() + self.routing_key.len()
     }
+}
+
+fn take_short(p: &mut Bytes) -> Option<ShortStr> {
+    use bytes::Buf;
+    let len = *p.first()? as usize;
+    if p.len() < 1 + len {
+        return None;
+    }
+    p.advance(1);
+    Some(ShortStr::from_bytes(p.split_to(len)))
 }
 
 fn compact(s: &ShortStr) -> ShortStr {
@@ -194,9 +204,9 @@ mod tests {
             &props,
             Bytes::from_static(b"body"),
         );
-        let mut lengths = [0u8; 6];
-        let payload: Vec<u8> = m.log_parts(&mut lengths).concat();
-        let back = Message::from_log(Bytes::from(payload), true).unwrap();
+        let mut lengths = [0u8; 2];
+        let context: Vec<u8> = m.log_context(&mut lengths).concat();
+        let back = Message::from_log(Bytes::from(context), m.body.clone(), true).unwrap();
         assert_eq!(
             (back.exchange, back.routing_key),
             ("ex".into(), "key".into())
@@ -205,7 +215,32 @@ mod tests {
             (back.properties, back.body),
             (m.properties.clone(), m.body.clone())
         );
-        assert!(Message::from_log(Bytes::from_static(&[5, 1]), true).is_none());
+        assert!(Message::from_log(Bytes::from_static(&[5, 1]), Bytes::new(), true).is_none());
+    }
+
+    #[test]
+    fn a_format1_payload_splits_into_context_and_body() {
+        // len u8 | exchange | len u8 | routing key | len u32 | properties | body
+        let mut v1 = vec![2];
+        v1.extend_from_slice(b"ex");
+        v1.push(3);
+        v1.extend_from_slice(b"key");
+        v1.extend_from_slice(&3u32.to_be_bytes());
+        v1.extend_from_slice(&[0x10, 0x00, 2]);
+        v1.extend_from_slice(b"body");
+        let (context, body) = Message::split_format1(&v1).unwrap();
+        let m = Message::from_log(
+            Bytes::from(context),
+            Bytes::copy_from_slice(&v1[body]),
+            true,
+        )
+        .unwrap();
+        assert_eq!((m.exchange, m.routing_key), ("ex".into(), "key".into()));
+        assert_eq!(
+            (&m.properties[..], &m.body[..]),
+            (&[0x10, 0x00, 2][..], &b"body"[..])
+        );
+        assert!(Message::split_format1(&v1[..9]).is_none(), "truncated");
     }
 
     #[test]

@@ -246,8 +246,14 @@ impl Persistence {
         self.data_dir.join("queues").join(hex)
     }
 
+    /// A durable queue's log, recovered; one written by a release before store format 2 is
+    /// migrated first.
     pub fn open_queue_log(&self, vhost: &str, name: &[u8]) -> io::Result<(QueueLog, Recovered)> {
-        QueueLog::open(&self.queue_dir(vhost, name), true, self.syncer.clone())
+        QueueLog::open_migrating(
+            &self.queue_dir(vhost, name),
+            self.syncer.clone(),
+            &crate::message::Message::split_format1,
+        )
     }
 
     /// A fresh paging log for a transient queue that outgrew its RAM allowance.

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
+use crate::format::{self, FileKind, Version, FILE_HEADER};
 use crate::record::{read_record, write_record, ReadOutcome};
 
 const PUT: u8 = 1;
@@ -50,6 +51,7 @@ fn compact(path: &Path, entries: &Entries) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut out = BufWriter::new(File::create(&tmp)?);
+        format::write_header(&mut out, FileKind::Definitions)?;
         for (k, v) in entries {
             write_record(&mut out, &[&encode(PUT, k, v)])?;
         }
@@ -134,10 +136,16 @@ impl DefinitionsLog {
     pub fn open(path: &Path) -> io::Result<(DefinitionsLog, Entries)> {
         let mut entries = BTreeMap::new();
         let mut valid_len = 0u64;
-        if let Ok(file) = File::open(path) {
+        if let Ok(mut file) = File::open(path) {
             let len = file.metadata()?.len();
+            // Format 1 logs have no header; their records are read the same way, and the
+            // compaction below rewrites them with one.
+            let mut pos = match format::read_header(&mut file, len, FileKind::Definitions)? {
+                Version::Current => FILE_HEADER as u64,
+                Version::V1 | Version::Empty => 0,
+            };
+            file.seek(SeekFrom::Start(pos))?;
             let mut reader = BufReader::new(file);
-            let mut pos = 0u64;
             loop {
                 match read_record(&mut reader, len - pos)? {
                     ReadOutcome::Record(body) => {

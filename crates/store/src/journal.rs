@@ -1,5 +1,7 @@
 //! A queue's journal: which sequence numbers are dead (acked, rejected, purged) and how far
 //! delivery got (so that messages delivered before a restart come back flagged redelivered).
+//!
+//! `header | record*`, each record `kind u8 | a u64 | b u64` in `record` framing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
@@ -7,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
+use crate::format::{self, FileKind, Version, FILE_HEADER};
 use crate::ranges::RangeSet;
 use crate::record::{read_record, write_record, ReadOutcome};
 
@@ -31,13 +34,31 @@ impl Journal {
             .append(true)
             .create(true)
             .open(path)?;
-        let len = file.metadata()?.len();
+        let mut len = file.metadata()?.len();
+        match format::read_header(&mut file, len, FileKind::Journal)? {
+            Version::Current => {}
+            Version::Empty => {
+                file.set_len(0)?;
+                format::write_header(&mut file, FileKind::Journal)?;
+                len = FILE_HEADER as u64;
+            }
+            Version::V1 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: format 1 journal (migrate the log first)",
+                        path.display()
+                    ),
+                ))
+            }
+        }
+        file.seek(SeekFrom::Start(FILE_HEADER as u64))?;
         let mut reader = BufReader::new(&mut file);
         let mut replayed = Replayed {
             dead: RangeSet::new(),
             delivered: None,
         };
-        let mut good = 0u64;
+        let mut good = FILE_HEADER as u64;
         loop {
             match read_record(&mut reader, len - good)? {
                 ReadOutcome::Record(body) if body.len() == 17 => {
@@ -100,13 +121,19 @@ impl Journal {
         self.file.flush()
     }
 
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_all()
+    }
+
     /// Replaces the journal with the compact form of what it says (write, fsync, rename).
     pub fn rewrite(&mut self, dead: &RangeSet, delivered: Option<u64>) -> io::Result<()> {
         self.file.flush()?;
         let tmp = self.path.with_extension("tmp");
-        let mut size = 0u64;
+        let mut size = FILE_HEADER as u64;
         {
             let mut out = BufWriter::new(File::create(&tmp)?);
+            format::write_header(&mut out, FileKind::Journal)?;
             for (s, e) in dead.iter() {
                 let mut body = [0u8; 17];
                 body[0] = DEAD_RANGE;

@@ -1,17 +1,19 @@
-//! One queue's messages on disk: segment files of checksummed records, a sidecar index per
-//! sealed segment, and a journal of dead sequence numbers.
+//! One queue's messages on disk: segment files of records, an index beside each sealed
+//! segment, and a journal of dead sequence numbers.
 //!
-//! Layout of a queue directory:
-//! - `<first seq, 20 digits>.seg`: records `seq u64 | flags u8 | payload`, framed by `record`.
-//! - `<first seq>.idx`: written when a segment is sealed: its last seq and the seqs of its
-//!   persistent records. Recovery reads these instead of the segments.
+//! Layout of a queue directory (format 2; see `segment.rs` for the records):
+//! - `<first seq, 20 digits>.seg`: `header | first seq u64 | frame*`.
+//! - `<first seq>.idx`: written when a segment is sealed: its last seq and its blocks (offset,
+//!   seq range, persistent records and their bytes). Recovery reads these, not the segments,
+//!   and readers seek with them.
 //! - `journal`: dead ranges and the delivery frontier.
 //!
 //! Records are either persistent (they survive a restart) or transient (written only to page a
-//! long queue out of memory; a restart drops them).
+//! long queue out of memory; a restart drops them). A directory written by format 1 (no file
+//! headers) is migrated when it is opened (`migrate_v1`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
@@ -19,37 +21,49 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
+use crate::format::{self, get_varint, put_varint, FileKind, Version, FILE_HEADER};
 use crate::journal::Journal;
 use crate::ranges::RangeSet;
-use crate::record::{read_record, write_record, ReadOutcome, HEADER};
+use crate::record::{read_record, write_record, ReadOutcome};
+use crate::segment::{
+    frame_prefix, Decoder, Encoder, Frame, FrameReader, LogRecord, NewRecord, RecordMeta,
+    PREFIX_MAX,
+};
 use crate::syncer::{Flush, Syncer};
+use crate::v1;
 
 /// Segments are sealed at this size: small enough that scanning the last one at recovery is
 /// quick and that space comes back in useful steps, large enough to keep file counts low.
 const SEGMENT_MAX: u64 = 16 * 1024 * 1024;
+/// A segment file's header: the file header and the segment's first seq.
+const SEGMENT_HEADER: u64 = FILE_HEADER as u64 + 8;
 /// A fully acked active segment is deleted once it holds this much (see `free_drained_active`).
 const ACTIVE_FREE_AT: u64 = 1024 * 1024;
 /// The journal is rewritten in compact form once it grows past this.
 const JOURNAL_COMPACT_AT: u64 = 4 * 1024 * 1024;
-const PERSISTENT: u8 = 1;
-
-/// A record read back for delivery.
-#[derive(Debug, Clone)]
-pub struct LogRecord {
-    pub seq: u64,
-    pub persistent: bool,
-    pub payload: Bytes,
-}
 
 /// What a reopened log holds.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Recovered {
     /// Live persistent records, all of which are to be read back in order.
     pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
     /// The sequence number to use for the next append.
     pub next_seq: u64,
     /// The highest sequence number that was ever handed to a consumer.
     pub delivered: Option<u64>,
+}
+
+/// A stretch of a segment that starts with a FULL record: where reading can begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Block {
+    offset: u64,
+    first_seq: u64,
+    last_seq: u64,
+    /// Persistent records in the block, and their payload bytes.
+    persistent: u64,
+    bytes: u64,
 }
 
 struct Segment {
@@ -57,17 +71,44 @@ struct Segment {
     last_seq: u64,
     /// Records not yet dead.
     live: u64,
-    /// Seqs of persistent records; kept only for the active segment (for its index).
-    persistent: Vec<u64>,
+    blocks: Vec<Block>,
+}
+
+impl Segment {
+    /// The offset to start reading at for `seq`: its block's, or the first block's.
+    fn offset_for(&self, seq: u64) -> u64 {
+        let i = self.blocks.partition_point(|b| b.first_seq <= seq);
+        self.blocks
+            .get(i.saturating_sub(1))
+            .map_or(SEGMENT_HEADER, |b| b.offset)
+    }
+
+    fn record(&mut self, offset: u64, seq: u64, full: bool, persistent: bool, bytes: u64) {
+        if full || self.blocks.is_empty() {
+            self.blocks.push(Block {
+                offset,
+                first_seq: seq,
+                last_seq: seq,
+                persistent: 0,
+                bytes: 0,
+            });
+        }
+        let block = self.blocks.last_mut().expect("pushed above");
+        block.last_seq = seq;
+        if persistent {
+            block.persistent += 1;
+            block.bytes += bytes;
+        }
+        self.last_seq = seq;
+    }
 }
 
 struct Cursor {
     segment_first: u64,
-    offset: u64,
-    /// The segment's length when last looked at; looked at again only on reaching it, so
-    /// reading does not cost a syscall per record.
-    len: u64,
-    reader: BufReader<File>,
+    reader: FrameReader,
+    decoder: Decoder,
+    /// The context records without one of their own share.
+    context: Bytes,
 }
 
 struct Inner {
@@ -78,6 +119,9 @@ struct Inner {
     writer: Option<BufWriter<File>>,
     active_file: Option<Arc<File>>,
     active_size: u64,
+    encoder: Encoder,
+    /// A record's header part (reused).
+    head: Vec<u8>,
     journal: Journal,
     dead: RangeSet,
     delivered: Option<u64>,
@@ -135,90 +179,181 @@ fn idx_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.idx"))
 }
 
-fn decode_header(body: &[u8]) -> Option<(u64, bool)> {
-    let seq = u64::from_be_bytes(body.get(0..8)?.try_into().ok()?);
-    let flags = *body.get(8)?;
-    Some((seq, flags & PERSISTENT != 0))
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
-/// What a full scan of a segment finds.
+/// Opens a segment for reading and checks its header.
+fn open_segment(dir: &Path, first: u64) -> io::Result<File> {
+    let path = seg_path(dir, first);
+    let mut file = File::open(&path)?;
+    let len = file.metadata()?.len();
+    match format::read_header(&mut file, len, FileKind::Segment)? {
+        Version::Current => {}
+        other => {
+            return Err(invalid(format!(
+                "{}: segment header {other:?}",
+                path.display()
+            )))
+        }
+    }
+    let mut seq = [0u8; 8];
+    file.read_exact(&mut seq)?;
+    if u64::from_be_bytes(seq) != first {
+        return Err(invalid(format!("{}: wrong first seq", path.display())));
+    }
+    Ok(file)
+}
+
+/// What a scan of a whole segment finds.
 struct Scan {
-    /// (seq, persistent) of every valid record.
-    records: Vec<(u64, bool)>,
+    blocks: Vec<Block>,
+    last_seq: Option<u64>,
     /// Length of the valid prefix.
     valid_bytes: u64,
-    /// Whether bytes after the valid prefix form no whole record (a torn write).
+    /// Whether bytes after the valid prefix form no whole frame (a torn write).
     torn: bool,
 }
 
-/// Scans a whole segment.
-fn scan_segment(path: &Path) -> io::Result<Scan> {
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let mut records = Vec::new();
-    let mut good = 0u64;
+/// Reads every frame of a segment (from `offset` to `end`), handing each decodable record to
+/// `each` as (seq, persistent, bytes).
+fn scan_frames(
+    file: Arc<File>,
+    first: u64,
+    offset: u64,
+    end: Option<u64>,
+    mut each: impl FnMut(u64, u64, bool, bool, u64),
+) -> io::Result<(u64, bool)> {
+    let mut reader = FrameReader::new(file, offset)?;
+    let mut decoder = Decoder::new(first);
     loop {
-        match read_record(&mut reader, len - good)? {
-            ReadOutcome::Record(body) => {
-                if let Some(h) = decode_header(&body) {
-                    records.push(h);
+        if end.is_some_and(|e| reader.offset() >= e) {
+            return Ok((reader.offset(), false));
+        }
+        match reader.next()? {
+            Frame::Record { body, offset, .. } => {
+                if let Some(h) = decoder.decode(&body) {
+                    each(offset, h.seq, h.full, h.persistent, h.payload.len() as u64);
                 }
-                good += (HEADER + body.len()) as u64;
             }
-            ReadOutcome::Corrupt { len } => {
-                warn!(path = %path.display(), offset = good, "corrupt record skipped");
-                good += (HEADER + len) as u64;
+            Frame::Corrupt { offset, .. } => {
+                warn!(first, offset, "corrupt record skipped");
+                decoder.lose_sync();
             }
-            ReadOutcome::End => {
-                return Ok(Scan {
-                    records,
-                    valid_bytes: good,
-                    torn: false,
-                })
-            }
-            ReadOutcome::Torn => {
-                return Ok(Scan {
-                    records,
-                    valid_bytes: good,
-                    torn: true,
-                })
-            }
+            Frame::Torn { offset } => return Ok((offset, true)),
+            Frame::End => return Ok((reader.offset(), false)),
         }
     }
 }
 
+fn scan_segment(dir: &Path, first: u64) -> io::Result<Scan> {
+    let file = Arc::new(open_segment(dir, first)?);
+    let mut seg = Segment {
+        first_seq: first,
+        last_seq: first,
+        live: 0,
+        blocks: Vec::new(),
+    };
+    let mut last_seq = None;
+    let (valid_bytes, torn) = scan_frames(
+        file,
+        first,
+        SEGMENT_HEADER,
+        None,
+        |offset, seq, full, persistent, bytes| {
+            seg.record(offset, seq, full, persistent, bytes);
+            last_seq = Some(seq);
+        },
+    )?;
+    Ok(Scan {
+        blocks: seg.blocks,
+        last_seq,
+        valid_bytes,
+        torn,
+    })
+}
+
 fn write_index(dir: &Path, seg: &Segment) -> io::Result<File> {
-    let mut body = Vec::with_capacity(16 + seg.persistent.len() * 8);
-    body.extend_from_slice(&seg.last_seq.to_be_bytes());
-    body.extend_from_slice(&(seg.persistent.len() as u64).to_be_bytes());
-    for s in &seg.persistent {
-        body.extend_from_slice(&s.to_be_bytes());
+    let mut body = Vec::with_capacity(16 + seg.blocks.len() * 12);
+    put_varint(&mut body, seg.last_seq);
+    put_varint(&mut body, seg.blocks.len() as u64);
+    for b in &seg.blocks {
+        put_varint(&mut body, b.offset);
+        put_varint(&mut body, b.first_seq);
+        put_varint(&mut body, b.last_seq - b.first_seq);
+        put_varint(&mut body, b.persistent);
+        put_varint(&mut body, b.bytes);
     }
     let mut out = BufWriter::new(File::create(idx_path(dir, seg.first_seq))?);
+    format::write_header(&mut out, FileKind::Index)?;
     write_record(&mut out, &[&body])?;
     out.flush()?;
     out.into_inner().map_err(|e| e.into_error())
 }
 
-/// Reads a sealed segment's index: (last seq, persistent seqs).
-fn read_index(dir: &Path, first: u64) -> Option<(u64, Vec<u64>)> {
+/// Reads a sealed segment's index: (last seq, blocks).
+fn read_index(dir: &Path, first: u64) -> Option<(u64, Vec<Block>)> {
     let mut file = File::open(idx_path(dir, first)).ok()?;
     let len = file.metadata().ok()?.len();
-    let ReadOutcome::Record(body) = read_record(&mut file, len).ok()? else {
-        return None;
-    };
-    let last = u64::from_be_bytes(body.get(0..8)?.try_into().ok()?);
-    let n = u64::from_be_bytes(body.get(8..16)?.try_into().ok()?) as usize;
-    if body.len() != 16 + n * 8 {
+    if format::read_header(&mut file, len, FileKind::Index).ok()? != Version::Current {
         return None;
     }
-    let seqs = body[16..]
-        .chunks_exact(8)
-        .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-        .collect();
-    Some((last, seqs))
+    let ReadOutcome::Record(body) = read_record(&mut file, len - FILE_HEADER as u64).ok()? else {
+        return None;
+    };
+    let mut s = &body[..];
+    let last = get_varint(&mut s)?;
+    let n = get_varint(&mut s)?;
+    let mut blocks = Vec::with_capacity(n.min(1 << 16) as usize);
+    for _ in 0..n {
+        let offset = get_varint(&mut s)?;
+        let first_seq = get_varint(&mut s)?;
+        let last_seq = first_seq.checked_add(get_varint(&mut s)?)?;
+        blocks.push(Block {
+            offset,
+            first_seq,
+            last_seq,
+            persistent: get_varint(&mut s)?,
+            bytes: get_varint(&mut s)?,
+        });
+    }
+    s.is_empty().then_some((last, blocks))
 }
+
+/// Live persistent records of a sealed segment and their bytes, from its blocks; a block that
+/// is only partly dead is read to count exactly.
+fn count_live(dir: &Path, first: u64, blocks: &[Block], dead: &RangeSet) -> io::Result<(u64, u64)> {
+    let (mut live, mut bytes) = (0, 0);
+    let mut file: Option<Arc<File>> = None;
+    for (i, b) in blocks.iter().enumerate() {
+        if b.persistent == 0
+            || dead.count_in(b.first_seq, b.last_seq + 1) == b.last_seq + 1 - b.first_seq
+        {
+            continue;
+        }
+        if dead.count_in(b.first_seq, b.last_seq + 1) == 0 {
+            live += b.persistent;
+            bytes += b.bytes;
+            continue;
+        }
+        let f = match &file {
+            Some(f) => f.clone(),
+            None => file.insert(Arc::new(open_segment(dir, first)?)).clone(),
+        };
+        let end = blocks.get(i + 1).map(|n| n.offset);
+        scan_frames(f, first, b.offset, end, |_, seq, _, persistent, n| {
+            if persistent && !dead.contains(seq) {
+                live += 1;
+                bytes += n;
+            }
+        })?;
+    }
+    Ok((live, bytes))
+}
+
+/// Splits a format 1 payload into a context and the payload's range (the caller knows what
+/// the payload is; the store does not).
+pub type SplitV1<'a> = &'a dyn Fn(&[u8]) -> Option<(Vec<u8>, std::ops::Range<usize>)>;
 
 impl QueueLog {
     /// Opens (or creates) the log in `dir`, recovering what a previous run left.
@@ -229,6 +364,20 @@ impl QueueLog {
         syncer: Arc<Syncer>,
     ) -> io::Result<(QueueLog, Recovered)> {
         Self::open_with_segment_size(dir, durable, syncer, SEGMENT_MAX)
+    }
+
+    /// As `open`, migrating a directory written in format 1 first: `split` cuts its payloads
+    /// into context and payload.
+    pub fn open_migrating(
+        dir: &Path,
+        syncer: Arc<Syncer>,
+        split: SplitV1,
+    ) -> io::Result<(QueueLog, Recovered)> {
+        v1::finish_interrupted_migration(dir)?;
+        if v1::is_v1(dir)? {
+            migrate_v1(dir, syncer.clone(), split)?;
+        }
+        Self::open(dir, true, syncer)
     }
 
     /// As `open`, with segments sealed at `segment_max` bytes (tests use small ones).
@@ -255,53 +404,52 @@ impl QueueLog {
         let dead = replayed.dead;
         let mut segments = Vec::new();
         let mut next_seq = 0u64;
-        let mut messages = 0u64;
+        let (mut messages, mut bytes) = (0u64, 0u64);
         let last = firsts.last().copied();
         let mut active_size = 0;
         for first in firsts {
             let is_last = Some(first) == last;
-            let (last_seq, persistent) = match (is_last, read_index(dir, first)) {
-                (false, Some(index)) => index,
-                _ => {
-                    let path = seg_path(dir, first);
-                    let Scan {
-                        records,
-                        valid_bytes: good,
-                        torn,
-                    } = scan_segment(&path)?;
-                    if torn {
-                        warn!(path = %path.display(), valid_bytes = good, "torn record at the end of a segment truncated");
-                        OpenOptions::new().write(true).open(&path)?.set_len(good)?;
+            let indexed = if is_last {
+                None
+            } else {
+                read_index(dir, first)
+            };
+            let (last_seq, blocks) = match indexed {
+                Some(index) => index,
+                None => {
+                    let scan = scan_segment(dir, first)?;
+                    if scan.torn {
+                        let path = seg_path(dir, first);
+                        warn!(path = %path.display(), valid_bytes = scan.valid_bytes, "torn record at the end of a segment truncated");
+                        OpenOptions::new()
+                            .write(true)
+                            .open(&path)?
+                            .set_len(scan.valid_bytes)?;
                     }
                     if is_last {
-                        active_size = good;
+                        active_size = scan.valid_bytes;
                     }
-                    let last_seq = records.iter().map(|r| r.0).max().unwrap_or(first);
-                    let persistent: Vec<u64> =
-                        records.iter().filter(|r| r.1).map(|r| r.0).collect();
-                    (last_seq, persistent)
+                    (scan.last_seq.unwrap_or(first), scan.blocks)
                 }
             };
             next_seq = next_seq.max(last_seq + 1);
-            let live = persistent.iter().filter(|s| !dead.contains(**s)).count() as u64;
+            let (live, live_bytes) = count_live(dir, first, &blocks, &dead)?;
             messages += live;
+            bytes += live_bytes;
             if live == 0 && !is_last {
                 let _ = fs::remove_file(seg_path(dir, first));
                 let _ = fs::remove_file(idx_path(dir, first));
                 continue;
             }
-            let mut seg = Segment {
+            let seg = Segment {
                 first_seq: first,
                 last_seq,
                 live,
-                persistent,
+                blocks,
             };
-            if !is_last {
-                // A sealed segment whose index was lost (a crash right after sealing) gets it back.
-                if read_index(dir, first).is_none() {
-                    write_index(dir, &seg)?;
-                }
-                seg.persistent = Vec::new();
+            // A sealed segment whose index was lost (a crash right after sealing) gets it back.
+            if !is_last && read_index(dir, first).is_none() {
+                write_index(dir, &seg)?;
             }
             segments.push(seg);
         }
@@ -309,24 +457,27 @@ impl QueueLog {
         if let Some((_, end)) = dead.iter().last() {
             next_seq = next_seq.max(end);
         }
-        let (writer, active_file) = match segments.last() {
+        let (writer, active_file, encoder) = match segments.last() {
             Some(seg) if active_size < segment_max && Some(seg.first_seq) == last => {
                 let file = OpenOptions::new()
                     .append(true)
                     .open(seg_path(dir, seg.first_seq))?;
                 let shared = Arc::new(file.try_clone()?);
+                // Appends continue the segment with a FULL record: no state to resume.
                 (
                     Some(BufWriter::with_capacity(64 * 1024, file)),
                     Some(shared),
+                    Encoder::new(seg.first_seq),
                 )
             }
-            _ => (None, None),
+            _ => (None, None, Encoder::new(next_seq)),
         };
         if messages > 0 {
-            info!(dir = %dir.display(), messages, segments = segments.len(), "recovered queue log");
+            info!(dir = %dir.display(), messages, bytes, segments = segments.len(), "recovered queue log");
         }
         let recovered = Recovered {
             messages,
+            bytes,
             next_seq,
             delivered: replayed.delivered,
         };
@@ -339,6 +490,8 @@ impl QueueLog {
                 writer,
                 active_file,
                 active_size,
+                encoder,
+                head: Vec::with_capacity(64),
                 journal,
                 dead,
                 delivered: replayed.delivered,
@@ -357,10 +510,10 @@ impl QueueLog {
 
     /// Appends a record. Returns the group-commit ticket for persistent records of a durable
     /// log (0: nothing to wait for).
-    pub fn append(&self, seq: u64, persistent: bool, payload: &[&[u8]]) -> io::Result<u64> {
+    pub fn append(&self, record: &NewRecord) -> io::Result<u64> {
         let mut inner = self.inner.lock();
-        inner.append(seq, persistent, payload)?;
-        let must_sync = persistent && inner.durable;
+        inner.append(record)?;
+        let must_sync = record.persistent && inner.durable;
         if must_sync {
             inner.needs_sync = true;
         }
@@ -437,6 +590,19 @@ impl QueueLog {
         self.inner.lock().flush_buffers()
     }
 
+    /// Writes everything out and fsyncs it now (a migration, not the publish path).
+    fn sync_now(&self) -> io::Result<()> {
+        let mut inner = self.inner.lock();
+        inner.flush_buffers()?;
+        let mut files = std::mem::take(&mut inner.unsynced);
+        files.extend(inner.active_file.clone());
+        for f in files {
+            f.sync_all()?;
+        }
+        inner.journal.sync()?;
+        File::open(&inner.dir)?.sync_all()
+    }
+
     /// Closes the files and removes the directory: the queue is gone.
     pub fn destroy(&self) {
         let mut inner = self.inner.lock();
@@ -473,25 +639,103 @@ impl Drop for QueueLog {
     }
 }
 
+/// Rewrites a format 1 queue directory in format 2: its live persistent records (transient
+/// ones are dead after a restart anyway), with the same seqs, the delivery frontier and how
+/// far seqs went. Written beside it, fsynced, then swapped in (see `v1` for a crash midway).
+fn migrate_v1(dir: &Path, syncer: Arc<Syncer>, split: SplitV1) -> io::Result<()> {
+    let started = std::time::Instant::now();
+    let old = v1::OldLog::open(dir)?;
+    let tmp = v1::migration_dir(dir);
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    let (log, _) = QueueLog::open(&tmp, true, syncer)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let (mut copied, mut skipped) = (0u64, 0u64);
+    old.for_each_live(|seq, payload| {
+        let Some((context, range)) = split(payload) else {
+            skipped += 1;
+            return Ok(());
+        };
+        let Some(body) = payload.get(range) else {
+            skipped += 1;
+            return Ok(());
+        };
+        log.inner.lock().append(&NewRecord {
+            seq,
+            persistent: true,
+            meta: RecordMeta {
+                enqueued_at: now,
+                ..RecordMeta::default()
+            },
+            context: &[&context],
+            payload: body,
+        })?;
+        copied += 1;
+        Ok(())
+    })?;
+    {
+        let mut inner = log.inner.lock();
+        // Seqs that were used but are not in the new log stay used.
+        let next = inner.segments.last().map_or(0, |s| s.last_seq + 1);
+        if old.next_seq > next {
+            inner.journal.append_dead(next, old.next_seq)?;
+        }
+        if let Some(d) = old.delivered {
+            inner.journal.append_delivered(d)?;
+        }
+    }
+    log.sync_now()?;
+    drop(log);
+    v1::swap_in(dir, &tmp)?;
+    info!(
+        dir = %dir.display(),
+        messages = copied,
+        undecodable = skipped,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "queue log migrated from format 1 to format 2"
+    );
+    Ok(())
+}
+
 impl Inner {
-    fn append(&mut self, seq: u64, persistent: bool, payload: &[&[u8]]) -> io::Result<()> {
+    fn append(&mut self, r: &NewRecord) -> io::Result<()> {
+        // Records are delta-encoded by seq: a queue appends its seqs in increasing order.
+        if self
+            .segments
+            .last()
+            .is_some_and(|s| s.live + s.blocks.len() as u64 > 0 && r.seq <= s.last_seq)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "seq {} appended after {}",
+                    r.seq,
+                    self.segments.last().map_or(0, |s| s.last_seq)
+                ),
+            ));
+        }
         if self.writer.is_none() || self.active_size >= self.segment_max {
-            self.roll(seq)?;
+            self.roll(r.seq)?;
         }
-        let seq_bytes = seq.to_be_bytes();
-        let flags = [if persistent { PERSISTENT } else { 0 }];
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(2 + payload.len());
-        parts.push(&seq_bytes);
-        parts.push(&flags);
-        parts.extend_from_slice(payload);
+        let full = self.encoder.encode_head(r, &mut self.head);
+        let parts: [&[u8]; 2] = [&self.head, r.payload];
+        let mut prefix = [0u8; PREFIX_MAX];
+        let prefix_len = frame_prefix(&parts, &mut prefix);
+        let payload = r.payload;
         let writer = self.writer.as_mut().expect("rolled above");
-        self.active_size += write_record(writer, &parts)? as u64;
+        writer.write_all(&prefix[..prefix_len])?;
+        writer.write_all(parts[0])?;
+        writer.write_all(parts[1])?;
+        let frame = (prefix_len + parts[0].len() + parts[1].len()) as u64;
+        let offset = self.active_size;
+        self.active_size += frame;
+        self.encoder.wrote(full, frame);
         let seg = self.segments.last_mut().expect("rolled above");
-        seg.last_seq = seq;
+        seg.record(offset, r.seq, full, r.persistent, payload.len() as u64);
         seg.live += 1;
-        if persistent {
-            seg.persistent.push(seq);
-        }
         Ok(())
     }
 
@@ -502,26 +746,29 @@ impl Inner {
             if let Some(f) = self.active_file.take() {
                 self.unsynced.push(f);
             }
-            if let Some(seg) = self.segments.last_mut() {
+            if let Some(seg) = self.segments.last() {
                 let index = write_index(&self.dir, seg)?;
                 self.unsynced.push(Arc::new(index));
-                seg.persistent = Vec::new();
             }
             self.needs_sync = true;
             self.free_empty_segments(false)?;
         }
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .truncate(true)
+            .write(true)
             .open(seg_path(&self.dir, first))?;
+        format::write_header(&mut file, FileKind::Segment)?;
+        file.write_all(&first.to_be_bytes())?;
         self.active_file = Some(Arc::new(file.try_clone()?));
         self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
-        self.active_size = 0;
+        self.active_size = SEGMENT_HEADER;
+        self.encoder = Encoder::new(first);
         self.segments.push(Segment {
             first_seq: first,
             last_seq: first,
             live: 0,
-            persistent: Vec::new(),
+            blocks: Vec::new(),
         });
         Ok(())
     }
@@ -629,12 +876,20 @@ impl Inner {
                     w.flush()?;
                 }
             }
-            let records = scan_segment(&seg_path(&self.dir, first))?.records;
-            let boundary = self.recovery_boundary;
-            let live = records
-                .iter()
-                .filter(|(s, p)| !self.dead.contains(*s) && (*p || *s >= boundary))
-                .count() as u64;
+            let file = Arc::new(open_segment(&self.dir, first)?);
+            let (boundary, dead) = (self.recovery_boundary, &self.dead);
+            let mut live = 0;
+            scan_frames(
+                file,
+                first,
+                SEGMENT_HEADER,
+                None,
+                |_, seq, _, persistent, _| {
+                    if !dead.contains(seq) && (persistent || seq >= boundary) {
+                        live += 1;
+                    }
+                },
+            )?;
             self.segments[i].live = live;
         }
         self.free_empty_segments(true)
@@ -643,11 +898,6 @@ impl Inner {
     fn maybe_compact(&mut self) -> io::Result<()> {
         if self.journal.size < JOURNAL_COMPACT_AT {
             return Ok(());
-        }
-        if let Some(first) = self.segments.first().map(|s| s.first_seq) {
-            if first > 0 {
-                self.dead.insert_range(0, first);
-            }
         }
         // Ranges below the first segment carry no information beyond "all dead".
         let first = self.segments.first().map_or(u64::MAX, |s| s.first_seq);
@@ -680,49 +930,50 @@ impl Inner {
                 break;
             }
             let cursor = self.cursor.as_mut().expect("opened above");
-            let seg_first = cursor.segment_first;
-            match read_record(&mut cursor.reader, cursor.len.saturating_sub(cursor.offset))? {
-                ReadOutcome::Record(body) => {
-                    cursor.offset += (HEADER + body.len()) as u64;
-                    let Some((seq, persistent)) = decode_header(&body) else {
+            match cursor.reader.next()? {
+                Frame::Record { body, .. } => {
+                    let Some(head) = cursor.decoder.decode(&body) else {
                         continue;
                     };
+                    let body = Bytes::from(body);
+                    if let Some(c) = head.context {
+                        cursor.context = body.slice(c);
+                    }
+                    let seq = head.seq;
                     if seq < from
                         || self.dead.contains(seq)
-                        || (!persistent && seq < self.recovery_boundary)
+                        || (!head.persistent && seq < self.recovery_boundary)
                     {
                         continue;
                     }
-                    bytes += body.len();
-                    let payload = Bytes::from(body).slice(9..);
-                    out.push(LogRecord {
+                    let record = LogRecord {
                         seq,
-                        persistent,
-                        payload,
-                    });
+                        persistent: head.persistent,
+                        meta: head.meta,
+                        context: cursor.context.clone(),
+                        payload: body.slice(head.payload),
+                    };
+                    bytes += record.size() as usize;
+                    out.push(record);
                 }
-                ReadOutcome::Corrupt { len } => {
-                    let path = seg_path(&self.dir, seg_first);
-                    warn!(path = %path.display(), offset = cursor.offset, "corrupt record skipped");
-                    cursor.offset += (HEADER + len) as u64;
+                Frame::Corrupt { offset, .. } => {
+                    let path = seg_path(&self.dir, cursor.segment_first);
+                    warn!(path = %path.display(), offset, "corrupt record skipped");
+                    cursor.decoder.lose_sync();
                 }
-                ReadOutcome::End | ReadOutcome::Torn => {
-                    // The active segment may have grown since we looked.
-                    let len = cursor.reader.get_ref().metadata()?.len();
-                    if len > cursor.len {
-                        cursor.len = len;
-                        continue;
-                    }
-                    // The end of this segment: move on, unless it is the one being written.
+                Frame::End | Frame::Torn { .. } => {
+                    // The end of this segment (the reader has looked at the file's length
+                    // again): move on, unless it is the one being written.
+                    let seg_first = cursor.segment_first;
                     let next = self
                         .segments
                         .iter()
                         .map(|s| s.first_seq)
                         .find(|&f| f > seg_first);
+                    self.cursor = None;
                     match next {
                         Some(next_first) => {
-                            self.cursor = None;
-                            if !self.open_cursor_at(next_first)? {
+                            if !self.open_cursor_at(next_first, next_first)? {
                                 break;
                             }
                         }
@@ -734,7 +985,7 @@ impl Inner {
         Ok(out)
     }
 
-    /// Positions the cursor at the segment holding `from` (or the first after it).
+    /// Positions the cursor at the block holding `from` (or the first after it).
     fn open_cursor(&mut self, from: u64) -> io::Result<bool> {
         let first = match self.segment_of(from) {
             Some(i) => self.segments[i].first_seq,
@@ -743,23 +994,25 @@ impl Inner {
                 None => return Ok(false),
             },
         };
-        self.open_cursor_at(first)
+        self.open_cursor_at(first, from)
     }
 
-    fn open_cursor_at(&mut self, first: u64) -> io::Result<bool> {
-        let file = match File::open(seg_path(&self.dir, first)) {
+    fn open_cursor_at(&mut self, first: u64, from: u64) -> io::Result<bool> {
+        let file = match open_segment(&self.dir, first) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        let len = file.metadata()?.len();
-        let mut reader = BufReader::with_capacity(256 * 1024, file);
-        reader.seek(SeekFrom::Start(0))?;
+        let offset = self
+            .segments
+            .iter()
+            .find(|s| s.first_seq == first)
+            .map_or(SEGMENT_HEADER, |s| s.offset_for(from));
         self.cursor = Some(Cursor {
             segment_first: first,
-            offset: 0,
-            len,
-            reader,
+            reader: FrameReader::new(Arc::new(file), offset)?,
+            decoder: Decoder::new(first),
+            context: Bytes::new(),
         });
         Ok(true)
     }

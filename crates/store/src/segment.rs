@@ -31,7 +31,7 @@ use crate::format::{get_signed, get_varint, put_signed, put_varint};
 use crate::record::MAX_RECORD;
 
 /// A FULL record is written at least this often (bytes of frames).
-pub const BLOCK_BYTES: u64 = 64 * 1024;
+pub const BLOCK_BYTES: u64 = 4 * 1024;
 
 const PERSISTENT: u8 = 1;
 const FULL: u8 = 2;
@@ -51,13 +51,14 @@ pub struct RecordMeta {
     pub priority: u8,
 }
 
-/// A record to append. `context` and `payload` are given in parts, written without copying.
+/// A record to append. The context is given in parts; nothing is copied to write a record
+/// whose context is the previous one's.
 pub struct NewRecord<'a> {
     pub seq: u64,
     pub persistent: bool,
     pub meta: RecordMeta,
     pub context: &'a [&'a [u8]],
-    pub payload: &'a [&'a [u8]],
+    pub payload: &'a [u8],
 }
 
 /// A record read back.
@@ -173,16 +174,26 @@ impl Encoder {
     }
 }
 
-/// A frame's `len | crc` prefix for a body of the given parts.
-pub(crate) fn frame_prefix(parts: &[&[u8]], out: &mut Vec<u8>) {
+/// The most a frame's `len | crc` prefix takes.
+pub(crate) const PREFIX_MAX: usize = 14;
+
+/// Writes a frame's `len | crc` prefix for a body of the given parts; returns its length.
+pub(crate) fn frame_prefix(parts: &[&[u8]], out: &mut [u8; PREFIX_MAX]) -> usize {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let mut crc = crc32fast::Hasher::new();
     for p in parts {
         crc.update(p);
     }
-    out.clear();
-    put_varint(out, len as u64);
-    out.extend_from_slice(&crc.finalize().to_be_bytes());
+    let mut n = 0;
+    let mut v = len as u64;
+    while v >= 0x80 {
+        out[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    out[n] = v as u8;
+    out[n + 1..n + 5].copy_from_slice(&crc.finalize().to_be_bytes());
+    n + 5
 }
 
 /// A record's header, decoded; `context` and `payload` are ranges of the frame body.
@@ -280,12 +291,19 @@ impl Decoder {
 
 /// One step of reading frames.
 pub(crate) enum Frame {
-    /// A whole frame whose checksum holds: its body, and its offset and size in the file.
-    Record { body: Vec<u8>, offset: u64, size: u64 },
-    /// A whole frame whose checksum fails.
-    Corrupt { offset: u64, size: u64 },
+    /// A whole frame whose checksum holds: its body, and its offset in the file.
+    Record {
+        body: Vec<u8>,
+        offset: u64,
+    },
+    /// A whole frame whose checksum fails, at `offset`.
+    Corrupt {
+        offset: u64,
+    },
     /// Bytes at the end that are no whole frame (a torn write), from `offset`.
-    Torn { offset: u64 },
+    Torn {
+        offset: u64,
+    },
     End,
 }
 
@@ -375,10 +393,9 @@ impl FrameReader {
         let ok = crc32fast::hash(body) == crc;
         let body = ok.then(|| body.to_vec());
         self.at += size;
-        let size = size as u64;
         Ok(match body {
-            Some(body) => Frame::Record { body, offset, size },
-            None => Frame::Corrupt { offset, size },
+            Some(body) => Frame::Record { body, offset },
+            None => Frame::Corrupt { offset },
         })
     }
 }
@@ -391,12 +408,11 @@ mod tests {
     fn frame(enc: &mut Encoder, r: &NewRecord, out: &mut Vec<u8>) {
         let mut head = Vec::new();
         let full = enc.encode_head(r, &mut head);
-        let mut parts: Vec<&[u8]> = vec![&head];
-        parts.extend_from_slice(r.payload);
-        let mut prefix = Vec::new();
-        frame_prefix(&parts, &mut prefix);
+        let parts: [&[u8]; 2] = [&head, r.payload];
+        let mut prefix = [0u8; PREFIX_MAX];
+        let n = frame_prefix(&parts, &mut prefix);
         let before = out.len();
-        out.extend_from_slice(&prefix);
+        out.extend_from_slice(&prefix[..n]);
         for p in &parts {
             out.extend_from_slice(p);
         }
@@ -410,28 +426,71 @@ mod tests {
         let ctx: &[&[u8]] = &[b"exchange", b"key"];
         let other: &[&[u8]] = &[b"other"];
         let metas = [
-            (100, RecordMeta { enqueued_at: 5_000, expires_at: None, priority: 0 }, ctx),
-            (101, RecordMeta { enqueued_at: 5_000, expires_at: Some(6_000), priority: 0 }, ctx),
-            (105, RecordMeta { enqueued_at: 4_990, expires_at: None, priority: 7 }, other),
-            (106, RecordMeta { enqueued_at: 5_010, expires_at: None, priority: 0 }, other),
+            (
+                100,
+                RecordMeta {
+                    enqueued_at: 5_000,
+                    expires_at: None,
+                    priority: 0,
+                },
+                ctx,
+            ),
+            (
+                101,
+                RecordMeta {
+                    enqueued_at: 5_000,
+                    expires_at: Some(6_000),
+                    priority: 0,
+                },
+                ctx,
+            ),
+            (
+                105,
+                RecordMeta {
+                    enqueued_at: 4_990,
+                    expires_at: None,
+                    priority: 7,
+                },
+                other,
+            ),
+            (
+                106,
+                RecordMeta {
+                    enqueued_at: 5_010,
+                    expires_at: None,
+                    priority: 0,
+                },
+                other,
+            ),
         ];
         let mut sizes = Vec::new();
         for (seq, meta, context) in metas {
             let before = bytes.len();
             frame(
                 &mut enc,
-                &NewRecord { seq, persistent: seq != 105, meta, context, payload: &[b"0123456789abcdef"] },
+                &NewRecord {
+                    seq,
+                    persistent: seq != 105,
+                    meta,
+                    context,
+                    payload: b"0123456789abcdef",
+                },
                 &mut bytes,
             );
             sizes.push(bytes.len() - before);
         }
-        assert!(sizes[3] <= 24, "a record sharing its context is small: {sizes:?}");
+        assert!(
+            sizes[3] <= 24,
+            "a record sharing its context is small: {sizes:?}"
+        );
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&bytes).unwrap();
         let mut reader = FrameReader::new(Arc::new(file), 0).unwrap();
         let mut dec = Decoder::new(100);
         for (seq, meta, context) in metas {
-            let Frame::Record { body, .. } = reader.next().unwrap() else { panic!("a record") };
+            let Frame::Record { body, .. } = reader.next().unwrap() else {
+                panic!("a record")
+            };
             let h = dec.decode(&body).unwrap();
             assert_eq!((h.seq, h.meta, h.persistent), (seq, meta, seq != 105));
             if let Some(c) = h.context {
@@ -452,7 +511,13 @@ mod tests {
             starts.push(bytes.len());
             frame(
                 &mut enc,
-                &NewRecord { seq, persistent: true, meta: RecordMeta::default(), context: &[b"c"], payload: &[&payload] },
+                &NewRecord {
+                    seq,
+                    persistent: true,
+                    meta: RecordMeta::default(),
+                    context: &[b"c"],
+                    payload: &payload,
+                },
                 &mut bytes,
             );
         }
@@ -480,9 +545,9 @@ mod tests {
             }
         }
         assert_eq!(&seen[..3], &[0, 1, 2]);
-        // Blocks are ~64 KiB: records of ~1 KiB resume at the next FULL one, seq 64 or so.
+        // Blocks are ~4 KiB: records of ~1 KiB resume at the next FULL one, a few on.
         let resumed = seen[3];
-        assert!((60..70).contains(&resumed), "resumed at {resumed}");
+        assert!((4..=6).contains(&resumed), "resumed at {resumed}");
         assert_eq!(seen.len(), 3 + (199 - resumed as usize));
     }
 }

@@ -5,7 +5,22 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use warren_store::{Change, DefinitionsLog, QueueLog, Syncer};
+use warren_store::{Change, DefinitionsLog, NewRecord, QueueLog, RecordMeta, Syncer};
+
+/// Appends a record with a context shared by all of them.
+fn put(log: &QueueLog, seq: u64, persistent: bool, payload: &[u8]) -> u64 {
+    log.append(&NewRecord {
+        seq,
+        persistent,
+        meta: RecordMeta {
+            enqueued_at: 1_700_000_000_000 + seq,
+            ..RecordMeta::default()
+        },
+        context: &[b"ctx"],
+        payload,
+    })
+    .unwrap()
+}
 
 fn open(dir: &Path, syncer: &Arc<Syncer>) -> (QueueLog, warren_store::Recovered) {
     QueueLog::open_with_segment_size(dir, true, syncer.clone(), 1024).unwrap()
@@ -40,8 +55,12 @@ fn persistent_records_survive_reopen_and_transient_ones_do_not() {
         let (log, rec) = open(tmp.path(), &syncer);
         assert_eq!(rec.messages, 0);
         for seq in 0..100u64 {
-            log.append(seq, seq % 2 == 0, &[b"payload-", &seq.to_be_bytes()])
-                .unwrap();
+            put(
+                &log,
+                seq,
+                seq % 2 == 0,
+                &[&b"payload-"[..], &seq.to_be_bytes()].concat(),
+            );
         }
         log.kill([0, 2, 4]).unwrap();
         log.delivered(10);
@@ -56,6 +75,9 @@ fn persistent_records_survive_reopen_and_transient_ones_do_not() {
     assert_eq!(got[0].seq, 8);
     assert!(got.iter().all(|r| r.persistent));
     assert_eq!(&got[0].payload[..8], b"payload-");
+    assert_eq!(&got[0].context[..], b"ctx");
+    assert_eq!(got[0].meta.enqueued_at, 1_700_000_000_008);
+    assert_eq!(rec.bytes, 46 * 16, "payload bytes of what is live");
     syncer.shutdown();
 }
 
@@ -65,7 +87,7 @@ fn acked_segments_are_deleted_and_reads_resume_in_order() {
     let syncer = Syncer::start();
     let (log, _) = open(tmp.path(), &syncer);
     for seq in 0..200u64 {
-        log.append(seq, true, &[&[7u8; 40]]).unwrap();
+        put(&log, seq, true, &[7u8; 40]);
     }
     let before = segment_files(tmp.path());
     assert!(before > 5, "1 KiB segments roll often: {before}");
@@ -83,36 +105,43 @@ fn acked_segments_are_deleted_and_reads_resume_in_order() {
 }
 
 #[test]
-fn a_torn_tail_is_truncated_and_a_corrupt_record_skipped() {
+fn a_torn_tail_is_truncated_and_a_corrupt_record_costs_its_block_only() {
     let tmp = tempfile::tempdir().unwrap();
     let syncer = Syncer::start();
+    let payload = |seq: u64| format!("record-{seq:03}-{}", "x".repeat(500)).into_bytes();
     {
         let (log, _) = QueueLog::open(tmp.path(), true, syncer.clone()).unwrap();
-        for seq in 0..10u64 {
-            log.append(seq, true, &[b"0123456789"]).unwrap();
+        for seq in 0..40u64 {
+            put(&log, seq, true, &payload(seq));
         }
         log.kill(std::iter::empty()).unwrap();
         log.read(0, 1, usize::MAX).unwrap(); // flushes the writer
     }
     let seg = tmp.path().join(format!("{:020}.seg", 0));
-    // Flip a byte inside record 3's body, and leave half a record at the end.
+    // Flip a byte inside record 3's payload, and leave part of a frame at the end.
     let mut bytes = std::fs::read(&seg).unwrap();
-    let record = 8 + 9 + 10;
-    bytes[3 * record + 8 + 9 + 2] ^= 0xFF;
-    bytes.extend_from_slice(&[0, 0, 0, 50, 1, 2, 3]);
+    let whole = bytes.len() as u64;
+    let at = bytes.windows(10).position(|w| w == b"record-003").unwrap();
+    bytes[at + 20] ^= 0xFF;
+    bytes.extend_from_slice(&[50, 1, 2, 3]);
     std::fs::write(&seg, &bytes).unwrap();
 
     let (log, rec) = QueueLog::open(tmp.path(), true, syncer.clone()).unwrap();
-    assert_eq!(rec.messages, 9, "the corrupt record is skipped");
-    assert_eq!(seqs(&log, 0), vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    let got = seqs(&log, 0);
+    assert_eq!(&got[..3], &[0, 1, 2]);
+    // Blocks are 4 KiB: reading resumes with the next one, a few records on.
+    let resumed = got[3];
+    assert!((5..=10).contains(&resumed), "resumed at {resumed}");
+    assert_eq!(&got[3..], &(resumed..40).collect::<Vec<_>>()[..]);
+    assert_eq!(rec.messages, got.len() as u64);
     assert_eq!(
         std::fs::metadata(&seg).unwrap().len(),
-        (10 * record) as u64,
+        whole,
         "torn tail truncated"
     );
     // Appending after recovery continues the sequence.
-    log.append(rec.next_seq, true, &[b"after"]).unwrap();
-    assert_eq!(*seqs(&log, 10).first().unwrap(), 10);
+    put(&log, rec.next_seq, true, b"after");
+    assert_eq!(seqs(&log, 40), vec![40]);
     syncer.shutdown();
 }
 
@@ -122,7 +151,7 @@ fn a_range_kill_purges_the_disk_part() {
     let syncer = Syncer::start();
     let (log, _) = open(tmp.path(), &syncer);
     for seq in 0..100u64 {
-        log.append(seq, true, &[&[1u8; 40]]).unwrap();
+        put(&log, seq, true, &[1u8; 40]);
     }
     log.kill_range(20, 100).unwrap();
     assert_eq!(seqs(&log, 0), (0..20).collect::<Vec<_>>());
@@ -139,10 +168,10 @@ fn group_commit_announces_durable_tickets() {
     let tmp = tempfile::tempdir().unwrap();
     let syncer = Syncer::start();
     let (log, _) = open(tmp.path(), &syncer);
-    let ticket = log.append(0, true, &[b"x"]).unwrap();
+    let ticket = put(&log, 0, true, b"x");
     assert!(ticket > 0);
     assert_eq!(
-        log.append(1, false, &[b"y"]).unwrap(),
+        put(&log, 1, false, b"y"),
         0,
         "transient records need no fsync"
     );
@@ -164,7 +193,7 @@ fn destroy_removes_everything() {
     let syncer = Syncer::start();
     let dir = tmp.path().join("q");
     let (log, _) = open(&dir, &syncer);
-    log.append(0, true, &[b"x"]).unwrap();
+    put(&log, 0, true, b"x");
     log.destroy();
     assert!(!dir.exists());
     syncer.shutdown();
@@ -250,26 +279,28 @@ fn a_batch_of_definition_changes_is_replayed_whole_or_not_at_all() {
 fn every_ticket_becomes_durable_under_concurrent_writers() {
     let tmp = tempfile::tempdir().unwrap();
     let syncer = Syncer::start();
-    let logs: Vec<Arc<QueueLog>> = (0..3)
+    // Each log with the next seq to use: a queue appends its seqs in order, under its lock.
+    let logs: Vec<Arc<parking_lot::Mutex<(QueueLog, u64)>>> = (0..3)
         .map(|i| {
-            Arc::new(
-                QueueLog::open(&tmp.path().join(i.to_string()), true, syncer.clone())
-                    .unwrap()
-                    .0,
-            )
+            let log = QueueLog::open(&tmp.path().join(i.to_string()), true, syncer.clone())
+                .unwrap()
+                .0;
+            Arc::new(parking_lot::Mutex::new((log, 0)))
         })
         .collect();
-    let seqs = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let threads: Vec<_> = (0..6)
         .map(|t| {
             let log = logs[t % logs.len()].clone();
-            let (syncer, seqs) = (syncer.clone(), seqs.clone());
+            let syncer = syncer.clone();
             std::thread::spawn(move || {
                 let mut rx = syncer.subscribe();
                 for _ in 0..300 {
-                    // One writer per log at a time keeps seqs increasing per log.
-                    let seq = seqs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let ticket = log.append(seq, true, &[b"m"]).unwrap();
+                    let ticket = {
+                        let mut guard = log.lock();
+                        let (log, next) = &mut *guard;
+                        *next += 1;
+                        put(log, *next - 1, true, b"m")
+                    };
                     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
                     while *rx.borrow_and_update() < ticket {
                         assert!(
@@ -295,7 +326,7 @@ fn seqs_are_not_reused_after_everything_was_purged() {
     {
         let (log, _) = open(tmp.path(), &syncer);
         for seq in 0..50u64 {
-            log.append(seq, true, &[b"m"]).unwrap();
+            put(&log, seq, true, b"m");
         }
         log.kill_range(0, 50).unwrap();
         assert_eq!(
@@ -310,7 +341,7 @@ fn seqs_are_not_reused_after_everything_was_purged() {
         (0, 50),
         "the journal remembers how far seqs went"
     );
-    log.append(rec.next_seq, true, &[b"new"]).unwrap();
+    put(&log, rec.next_seq, true, b"new");
     drop(log);
     let (_, rec) = open(tmp.path(), &syncer);
     assert_eq!(

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tracing::{error, warn};
 use warren_protocol::{FieldTable, ShortStr};
-use warren_store::{QueueLog, Recovered};
+use warren_store::{NewRecord, QueueLog, RecordMeta, Recovered};
 
 pub use arguments::{QueueArguments, QueueType};
 use consumer::Consumer;
@@ -29,6 +29,7 @@ pub use consumer::{
 use crate::error::{resource, AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::persistence::Persistence;
+use crate::registry::now_millis;
 use crate::ConnectionId;
 
 /// A queue keeps at most this many ready messages in RAM (and at most `RAM_HEAD_BYTES`); the
@@ -123,6 +124,8 @@ struct QueueState {
     log: Option<QueueLog>,
     /// Ready messages that are only on disk: seqs from `tail_from` on, in the log.
     paged: u64,
+    /// Body bytes of the paged messages.
+    paged_bytes: u64,
     tail_from: u64,
     /// Messages up to this seq were delivered before the last restart: they come back flagged.
     delivered_before_restart: Option<u64>,
@@ -206,6 +209,7 @@ impl Queue {
         if let Some((log, recovered)) = log {
             state.log = Some(log);
             state.paged = recovered.messages;
+            state.paged_bytes = recovered.bytes;
             state.next_seq = recovered.next_seq;
             state.delivered_before_restart = recovered.delivered;
         }
@@ -261,8 +265,11 @@ impl Queue {
         }
     }
 
+    /// Bytes of the ready messages: those in RAM as they are held, those only on disk by
+    /// their bodies.
     pub fn ready_bytes(&self) -> usize {
-        self.state.lock().ready_bytes
+        let st = self.state.lock();
+        st.ready_bytes + st.paged_bytes as usize
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -335,6 +342,7 @@ impl Queue {
                 st.tail_from = seq;
             }
             st.paged += 1;
+            st.paged_bytes += message.body.len() as u64;
         } else {
             st.push_ready(Queued {
                 seq,
@@ -358,17 +366,29 @@ impl Queue {
             let p = self.persistence.as_ref().expect("paging needs persistence");
             st.log = Some(p.open_paging_log()?);
         }
-        let mut lengths = [0u8; 6];
-        let parts = message.log_parts(&mut lengths);
+        let mut lengths = [0u8; 2];
+        let context = message.log_context(&mut lengths);
         let log = st.log.as_ref().expect("opened above");
         // A transient message in a durable queue's log is for paging only: not persistent.
-        log.append(seq, persistent, &parts)
+        log.append(&NewRecord {
+            seq,
+            persistent,
+            meta: RecordMeta {
+                enqueued_at: now_millis(),
+                // Per-message expiry and priority are for the queue features still to come.
+                expires_at: None,
+                priority: 0,
+            },
+            context: &context,
+            payload: &message.body,
+        })
     }
 
     /// Reads the next stretch of the on-disk tail into the RAM head.
     fn page_in(&self, st: &mut QueueState) {
         let Some(log) = st.log.as_ref() else {
             st.paged = 0;
+            st.paged_bytes = 0;
             return;
         };
         let records = match log.read(st.tail_from, PAGE_IN_MESSAGES, PAGE_IN_BYTES) {
@@ -382,13 +402,15 @@ impl Queue {
             // Records that failed their checksum were skipped: what the count promised is gone.
             warn!(queue = %self.name, missing = st.paged, "queue log ended before its recorded length");
             st.paged = 0;
+            st.paged_bytes = 0;
             return;
         }
         let before = st.delivered_before_restart;
         for r in records {
             st.tail_from = r.seq + 1;
             st.paged = st.paged.saturating_sub(1);
-            let Some(message) = Message::from_log(r.payload, r.persistent) else {
+            st.paged_bytes = st.paged_bytes.saturating_sub(r.payload.len() as u64);
+            let Some(message) = Message::from_log(r.context, r.payload, r.persistent) else {
                 warn!(queue = %self.name, seq = r.seq, "undecodable message record skipped");
                 continue;
             };
@@ -631,6 +653,7 @@ impl Queue {
                 }
             }
             st.paged = 0;
+            st.paged_bytes = 0;
         }
         n
     }
@@ -655,6 +678,7 @@ impl Queue {
         st.ready.clear();
         st.ready_bytes = 0;
         st.paged = 0;
+        st.paged_bytes = 0;
         if let Some(log) = st.log.take() {
             // Files are closed before removal, so their space comes back now.
             log.destroy();
