@@ -157,7 +157,7 @@ impl VHost {
             auto_delete: def.auto_delete,
             arguments: persistence::decode_table(&def.arguments),
         };
-        let queue = Queue::with_log(
+        let opened = Queue::open(
             name.clone(),
             self.name.clone(),
             config,
@@ -165,6 +165,13 @@ impl VHost {
             self.persistence.clone(),
             log,
         );
+        let queue = match opened {
+            Ok(queue) => queue,
+            Err(e) => {
+                warn!(queue = %name, error = %e.reply_text(), "queue skipped");
+                return None;
+            }
+        };
         self.queues.write().insert(name, queue.clone());
         Some(queue)
     }
