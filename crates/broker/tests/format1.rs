@@ -94,3 +94,45 @@ fn a_format1_data_directory_is_migrated_and_loses_nothing() {
     let defs = std::fs::read(data.join("definitions.log")).unwrap();
     assert_eq!(&defs[..4], b"WDEF");
 }
+
+/// A crash between the two renames of a migration's swap leaves the old log aside and the
+/// new one half made: the next start puts the old one back and migrates it again.
+#[test]
+fn a_migration_interrupted_by_a_crash_is_done_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1"),
+        &data,
+    );
+    let queues = data.join("queues");
+    let q_dir = std::fs::read_dir(&queues)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("00000000000000000000.seg").exists())
+        .unwrap();
+    std::fs::rename(&q_dir, q_dir.with_extension("v1-old")).unwrap();
+    std::fs::create_dir_all(q_dir.with_extension("v2-migrating")).unwrap();
+    std::fs::write(
+        q_dir.with_extension("v2-migrating").join("journal"),
+        b"partial",
+    )
+    .unwrap();
+
+    let broker = Broker::open(BrokerConfig::default(), &data).unwrap();
+    let got = drain(&broker, "fixture-q");
+    assert_eq!(got.len(), 7);
+    assert_eq!(
+        got[0],
+        ("message 3".to_string(), true, "orders.3".to_string())
+    );
+    broker.shutdown();
+    let left: Vec<String> = std::fs::read_dir(&queues)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter().all(|n| !n.contains('.')),
+        "nothing left aside: {left:?}"
+    );
+}

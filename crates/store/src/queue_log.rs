@@ -134,6 +134,13 @@ struct Inner {
     recovery_boundary: u64,
     cursor: Option<Cursor>,
     deleted: bool,
+    /// First seqs of segments that are gone from `segments` but whose files are still to be
+    /// removed: the group-commit thread removes them (`FlushHandle`), off the queue's lock.
+    doomed: Vec<u64>,
+    /// The journal has grown past `JOURNAL_COMPACT_AT`: the group-commit thread compacts it.
+    compact_wanted: bool,
+    /// The journal's size after its last compaction.
+    journal_compacted: u64,
     me: Weak<Mutex<Inner>>,
 }
 
@@ -145,6 +152,9 @@ pub struct QueueLog {
 
 struct FlushHandle(Arc<Mutex<Inner>>);
 
+/// The group-commit thread's turn with a dirty log: buffers out, the files to fsync, and the
+/// upkeep the ack path leaves to it (compacting the journal, removing drained segments), so
+/// that a queue's lock never waits for an fsync or the unlink of a large file.
 impl Flush for FlushHandle {
     fn flush_for_sync(&self) -> io::Result<Vec<Arc<File>>> {
         let mut inner = self.0.lock();
@@ -158,16 +168,36 @@ impl Flush for FlushHandle {
             // registers again then); retrying now would spin while the disk is full.
             return Err(e);
         }
-        if !inner.durable || !inner.needs_sync {
-            inner.unsynced.clear();
-            return Ok(Vec::new());
+        if std::mem::take(&mut inner.compact_wanted) {
+            if let Err(e) = inner.compact() {
+                warn!(dir = %inner.dir.display(), error = %e, "compacting a queue journal failed");
+            }
         }
-        inner.needs_sync = false;
-        // The journal is not fsynced: it only ever makes messages come back (at-least-once),
-        // never go missing, if a power cut takes its tail.
-        let mut files = std::mem::take(&mut inner.unsynced);
-        files.extend(inner.active_file.clone());
+        let doomed = std::mem::take(&mut inner.doomed);
+        let dir = inner.dir.clone();
+        let files = if !inner.durable || !inner.needs_sync {
+            inner.unsynced.clear();
+            Vec::new()
+        } else {
+            inner.needs_sync = false;
+            // The journal is not fsynced: it only ever makes messages come back
+            // (at-least-once), never go missing, if a power cut takes its tail.
+            let mut files = std::mem::take(&mut inner.unsynced);
+            files.extend(inner.active_file.clone());
+            files
+        };
+        drop(inner);
+        remove_segments(&dir, &doomed);
         Ok(files)
+    }
+}
+
+/// Removes the files of dead segments. A failure leaves a file recovery removes (its records
+/// are all dead in the journal).
+fn remove_segments(dir: &Path, firsts: &[u64]) {
+    for &first in firsts {
+        let _ = fs::remove_file(seg_path(dir, first));
+        let _ = fs::remove_file(idx_path(dir, first));
     }
 }
 
@@ -502,6 +532,9 @@ impl QueueLog {
                 recovery_boundary: next_seq,
                 cursor: None,
                 deleted: false,
+                doomed: Vec::new(),
+                compact_wanted: false,
+                journal_compacted: 0,
                 me: me.clone(),
             })
         });
@@ -553,7 +586,14 @@ impl QueueLog {
         inner.free_drained_active()?;
         inner.write_delivered()?;
         inner.journal.flush()?;
-        inner.maybe_compact()?;
+        // Compacted once it doubled since the last time: a journal whose compact form is
+        // itself long (acks far out of order) is not rewritten on every round.
+        if inner.journal.size >= JOURNAL_COMPACT_AT.max(2 * inner.journal_compacted) {
+            inner.compact_wanted = true;
+        }
+        if inner.compact_wanted || !inner.doomed.is_empty() {
+            self.register(&mut inner);
+        }
         Ok(())
     }
 
@@ -568,6 +608,9 @@ impl QueueLog {
         inner.journal.flush()?;
         inner.cursor = None;
         inner.recount_after_range_kill(start, end)?;
+        // A purge frees the disk at once.
+        let doomed = std::mem::take(&mut inner.doomed);
+        remove_segments(&inner.dir, &doomed);
         Ok(())
     }
 
@@ -824,7 +867,8 @@ impl Inner {
         }
     }
 
-    /// Deletes sealed segments with no live records: space comes back as acks arrive.
+    /// Drops sealed segments with no live records (their files go to `doomed`): space comes
+    /// back as acks arrive.
     ///
     /// The active segment goes too when `include_active` (a purge): its range is journaled as
     /// dead first, so that recovery never hands out its sequence numbers again. The ack path
@@ -844,19 +888,19 @@ impl Inner {
             self.active_file = None;
             self.active_size = 0;
         }
-        let dir = self.dir.clone();
         let cursor_first = self.cursor.as_ref().map(|c| c.segment_first);
         let mut drop_cursor = false;
+        let mut doomed = Vec::new();
         self.segments.retain(|s| {
             let is_active = s.first_seq == active_first;
             if s.live > 0 || (is_active && !(include_active && active_live == 0)) {
                 return true;
             }
-            let _ = fs::remove_file(seg_path(&dir, s.first_seq));
-            let _ = fs::remove_file(idx_path(&dir, s.first_seq));
+            doomed.push(s.first_seq);
             drop_cursor |= cursor_first == Some(s.first_seq);
             false
         });
+        self.doomed.extend(doomed);
         if drop_cursor {
             self.cursor = None;
         }
@@ -895,10 +939,8 @@ impl Inner {
         self.free_empty_segments(true)
     }
 
-    fn maybe_compact(&mut self) -> io::Result<()> {
-        if self.journal.size < JOURNAL_COMPACT_AT {
-            return Ok(());
-        }
+    /// Rewrites the journal with what it says in compact form (write, fsync, rename).
+    fn compact(&mut self) -> io::Result<()> {
         // Ranges below the first segment carry no information beyond "all dead".
         let first = self.segments.first().map_or(u64::MAX, |s| s.first_seq);
         let mut compact = RangeSet::new();
@@ -915,6 +957,7 @@ impl Inner {
         let (dead, delivered) = (self.dead.clone(), self.delivered);
         self.journal.rewrite(&dead, delivered)?;
         self.delivered_written = delivered;
+        self.journal_compacted = self.journal.size;
         Ok(())
     }
 
