@@ -18,15 +18,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 use warren_protocol::{FieldTable, ShortStr};
-use warren_store::{Change, DefinitionsLog, QueueLog, Reader, Recovered, ReservedSpace, Syncer};
+use warren_store::{Change, DefinitionsLog, QueueLog, Recovered, ReservedSpace, Syncer};
 
 use crate::metadata::{Command, CommandLog};
 
 pub struct Persistence {
     pub data_dir: PathBuf,
     pub syncer: Arc<Syncer>,
-    /// Reads queues' logs ahead, off queue locks and the runtime's workers.
-    pub reader: Arc<Reader>,
     definitions: Mutex<DefinitionsLog>,
     next_spill: AtomicU64,
     /// Set while memory use is high: queues keep new messages on disk rather than in RAM.
@@ -197,7 +195,6 @@ impl Persistence {
         let p = Persistence {
             data_dir: data_dir.to_path_buf(),
             syncer: Syncer::start(),
-            reader: Reader::start(),
             definitions: Mutex::new(log),
             next_spill: AtomicU64::new(0),
             memory_pressure: AtomicBool::new(false),
@@ -274,9 +271,8 @@ impl Persistence {
         self.memory_pressure.load(Ordering::Relaxed)
     }
 
-    /// Stops the reader, then flushes and stops the group-commit thread (clean shutdown).
+    /// Flushes and stops the group-commit thread (clean shutdown).
     pub fn shutdown(&self) {
-        self.reader.shutdown();
         self.syncer.shutdown();
     }
 }

@@ -1,5 +1,5 @@
-//! A durable queue longer than its RAM head: the rest waits in its log and is read back ahead
-//! of the consumer on the reader thread, in order, across a restart too.
+//! A durable queue longer than its RAM head: the rest waits in its log and is read back as
+//! the consumer drains the head, in order, across a restart too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +64,7 @@ async fn consume_in_order(q: &Arc<Queue>, first: u64, n: u64) {
 }
 
 #[tokio::test]
-async fn a_backlog_beyond_the_ram_head_is_read_ahead_in_order() {
+async fn a_backlog_beyond_the_ram_head_comes_back_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let total = RAM_HEAD_MESSAGES as u64 + 20_000;
     {
@@ -82,7 +82,7 @@ async fn a_backlog_beyond_the_ram_head_is_read_ahead_in_order() {
         assert_eq!(u64::from(counts.ready + counts.unacked), total - 30_000);
         broker.shutdown();
     }
-    // After a restart the whole rest is on disk: the first reads come from the reader too.
+    // After a restart the whole rest is on disk.
     let broker = Broker::open(BrokerConfig::default(), dir.path()).unwrap();
     let q = durable_queue(&broker);
     assert_eq!(q.counts().ready as u64, total - 30_000);

@@ -7,7 +7,6 @@
 //!   migrated when opened (`v1.rs`).
 //! - [`DefinitionsLog`]: an append-only key-value log of definitions, compacted on open.
 //! - [`ReservedSpace`]: room kept back so that a full disk can be drained.
-//! - [`Reader`]: reads logs ahead on a thread of its own, off the callers' locks.
 //! - [`Syncer`]: group commit. One thread flushes and fsyncs every dirty log, then announces the
 //!   epoch that is now durable; publisher confirms wait for it.
 
@@ -16,7 +15,6 @@ mod format;
 mod journal;
 mod queue_log;
 mod ranges;
-mod reader;
 mod record;
 mod reserve;
 mod segment;
@@ -26,7 +24,6 @@ mod v1;
 pub use definitions::{Change, DefinitionsLog, Entries};
 pub use queue_log::{QueueLog, Recovered, SplitV1};
 pub use ranges::RangeSet;
-pub use reader::Reader;
 pub use reserve::{free_disk, ReservedSpace, RESERVED_BYTES};
 pub use segment::{LogRecord, NewRecord, RecordMeta};
 pub use syncer::Syncer;

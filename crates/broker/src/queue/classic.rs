@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tracing::{error, warn};
-use warren_store::{LogRecord, NewRecord, QueueLog, RecordMeta, Recovered};
+use warren_store::{NewRecord, QueueLog, RecordMeta, Recovered};
 
 use super::consumer::Consumer;
 use super::{
@@ -31,15 +31,6 @@ pub const RAM_HEAD_BYTES: usize = 16 * 1024 * 1024;
 /// How much is read back from disk at a time.
 const PAGE_IN_MESSAGES: usize = 2048;
 const PAGE_IN_BYTES: usize = 4 * 1024 * 1024;
-/// The next stretch is read ahead (on the reader thread) once the RAM head holds fewer than
-/// this many messages, so that consumers seldom find it empty.
-const READ_AHEAD_BELOW: usize = 1024;
-
-/// What a read-ahead brought back, for the read generation it was started in.
-struct Landed {
-    generation: u64,
-    records: std::io::Result<Vec<LogRecord>>,
-}
 
 pub(super) struct ClassicQueue {
     persistence: Option<Arc<Persistence>>,
@@ -58,18 +49,12 @@ struct QueueState {
     next_consumer_id: u64,
     deleted: bool,
     /// Durable queues always have a log; others get one when they first page out.
-    log: Option<Arc<QueueLog>>,
+    log: Option<QueueLog>,
     /// Ready messages that are only on disk: seqs from `tail_from` on, in the log.
     paged: u64,
     /// Body bytes of the paged messages.
     paged_bytes: u64,
     tail_from: u64,
-    /// A read-ahead of the log is in flight on the reader thread (`read_ahead`).
-    reading: bool,
-    /// Where it puts what it read; taken in under this lock (`take_landed`).
-    landing: Arc<Mutex<Option<Landed>>>,
-    /// Bumped whenever a read in flight would be stale (a purge, a delete, a read done here).
-    read_generation: u64,
     /// Messages up to this seq were delivered before the last restart: they come back flagged.
     delivered_before_restart: Option<u64>,
     /// The settings in effect: the declared arguments (policies will be merged in here).
@@ -134,7 +119,7 @@ impl ClassicQueue {
             ..QueueState::default()
         };
         if let Some((log, recovered)) = log {
-            state.log = Some(Arc::new(log));
+            state.log = Some(log);
             state.paged = recovered.messages;
             state.paged_bytes = recovered.bytes;
             state.next_seq = recovered.next_seq;
@@ -155,7 +140,7 @@ impl ClassicQueue {
     ) -> std::io::Result<u64> {
         if st.log.is_none() {
             let p = self.persistence.as_ref().expect("paging needs persistence");
-            st.log = Some(Arc::new(p.open_paging_log()?));
+            st.log = Some(p.open_paging_log()?);
         }
         let mut lengths = [0u8; 2];
         let context = message.log_context(&mut lengths);
@@ -175,63 +160,14 @@ impl ClassicQueue {
         })
     }
 
-    /// Reads the next stretch of the on-disk tail into the RAM head now, under the lock: only
-    /// where an answer is needed at once (basic.get on an empty head) or there is no reader.
-    /// A read-ahead in flight becomes stale.
+    /// Reads the next stretch of the on-disk tail into the RAM head.
     fn page_in(&self, q: &Queue, st: &mut QueueState) {
-        st.read_generation += 1;
-        st.reading = false;
         let Some(log) = st.log.as_ref() else {
             st.paged = 0;
             st.paged_bytes = 0;
             return;
         };
-        let records = log.read(st.tail_from, PAGE_IN_MESSAGES, PAGE_IN_BYTES);
-        self.install(q, st, records);
-    }
-
-    /// Starts reading the next stretch of the log on the reader thread when the RAM head runs
-    /// low; the read kicks the queue when it lands. Neither this lock nor the caller's thread
-    /// waits for the disk.
-    fn read_ahead(&self, q: &Arc<Queue>, st: &mut QueueState) {
-        if st.reading || st.paged == 0 || st.ready.len() >= READ_AHEAD_BELOW {
-            return;
-        }
-        let (Some(p), Some(log)) = (&self.persistence, &st.log) else {
-            return;
-        };
-        st.reading = true;
-        let (landing, generation, queue) = (st.landing.clone(), st.read_generation, q.clone());
-        p.reader.read(
-            log.clone(),
-            st.tail_from,
-            PAGE_IN_MESSAGES,
-            PAGE_IN_BYTES,
-            move |records| {
-                *landing.lock() = Some(Landed {
-                    generation,
-                    records,
-                });
-                queue.kick();
-            },
-        );
-    }
-
-    /// Takes in what a read-ahead brought, unless it went stale meanwhile.
-    fn take_landed(&self, q: &Queue, st: &mut QueueState) {
-        let Some(landed) = st.landing.lock().take() else {
-            return;
-        };
-        if landed.generation != st.read_generation || !st.reading {
-            return;
-        }
-        st.reading = false;
-        self.install(q, st, landed.records);
-    }
-
-    /// Puts records read from the log at the end of the RAM head.
-    fn install(&self, q: &Queue, st: &mut QueueState, records: std::io::Result<Vec<LogRecord>>) {
-        let records = match records {
+        let records = match log.read(st.tail_from, PAGE_IN_MESSAGES, PAGE_IN_BYTES) {
             Ok(r) => r,
             Err(e) => {
                 error!(queue = %q.name, error = %e, "reading the queue log failed");
@@ -265,7 +201,6 @@ impl ClassicQueue {
     }
 
     fn take_ready(&self, q: &Queue, st: &mut QueueState) -> Option<Queued> {
-        self.take_landed(q, st);
         if st.ready.is_empty() && st.paged > 0 {
             self.page_in(q, st);
         }
@@ -280,14 +215,8 @@ impl ClassicQueue {
 
     /// Hands ready messages to consumers while both exist and consumers have credit.
     fn dispatch(&self, q: &Arc<Queue>, st: &mut QueueState) {
-        self.take_landed(q, st);
         while st.ready_count() > 0 {
             if st.ready.is_empty() {
-                // The head is on disk: a read-ahead brings it and dispatches again.
-                self.read_ahead(q, st);
-                if st.reading {
-                    return;
-                }
                 self.page_in(q, st);
                 if st.ready.is_empty() {
                     return;
@@ -307,7 +236,6 @@ impl ClassicQueue {
                 st.consumers[i].give_back(bytes);
                 return;
             };
-            self.read_ahead(q, st);
             let (seq, logged) = (item.seq, item.logged);
             let consumer = &st.consumers[i];
             let no_ack = consumer.spec.no_ack;
@@ -598,8 +526,6 @@ impl QueueBackend for ClassicQueue {
             .collect();
         st.ready.clear();
         st.ready_bytes = 0;
-        st.read_generation += 1;
-        st.reading = false;
         if !logged.is_empty() {
             self.kill_logged(q, &st, logged);
         }
@@ -631,8 +557,6 @@ impl QueueBackend for ClassicQueue {
     fn delete(&self) -> u32 {
         let mut st = self.state.lock();
         st.deleted = true;
-        st.read_generation += 1;
-        st.reading = false;
         let n = st.ready_count();
         st.ready.clear();
         st.ready_bytes = 0;
