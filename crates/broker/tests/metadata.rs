@@ -9,6 +9,11 @@ use warren_broker::vhost::{ExchangeDeclare, QueueDeclare};
 use warren_broker::{Broker, BrokerConfig, ConnectionId, QueueConfig, VHost};
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
+#[path = "support/small_disk.rs"]
+mod small_disk;
+
+use small_disk::SmallDisk;
+
 const CLIENT: ConnectionId = ConnectionId(1);
 
 fn open(dir: &Path) -> Arc<Broker> {
@@ -223,60 +228,12 @@ fn an_auto_delete_queue_goes_with_its_last_consumer() {
     );
 }
 
-/// A tmpfs mounted over a fresh directory: a disk that really fills up (root only; CI is).
-struct SmallDisk(tempfile::TempDir);
-
-impl SmallDisk {
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if mounted {
-            return Some(SmallDisk(dir));
-        }
-        let uid = std::process::Command::new("id").arg("-u").output();
-        assert!(
-            !uid.is_ok_and(|o| o.stdout.starts_with(b"0\n")),
-            "root could not mount a tmpfs"
-        );
-        eprintln!("skipped: mounting a tmpfs needs root");
-        None
-    }
-
-    /// Writes a file until the disk is full. (A record smaller than a page may still fit at
-    /// the end of the definitions log's last page: the changes below are made large.)
-    fn fill(&self) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.0.path().join("ballast"))
-            .unwrap();
-        for size in [64 * 1024, 4096, 1] {
-            let chunk = vec![0u8; size];
-            while f.write_all(&chunk).is_ok() {}
-        }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.0.path())
-            .status();
-    }
-}
-
 #[test]
 fn a_change_that_cannot_be_stored_is_refused_and_not_applied() {
     let Some(disk) = SmallDisk::mount("4m") else {
         return;
     };
-    let data = disk.0.path().join("data");
+    let data = disk.path().join("data");
     {
         let broker = open(&data);
         let v = broker.vhost("/").unwrap();
@@ -321,7 +278,7 @@ fn a_change_that_cannot_be_stored_is_refused_and_not_applied() {
         assert!(v.exchange(&"orders".into()).is_err());
         broker.shutdown();
     }
-    std::fs::remove_file(disk.0.path().join("ballast")).unwrap();
+    std::fs::remove_file(disk.path().join("ballast")).unwrap();
     let broker = open(&data);
     let v = broker.vhost("/").unwrap();
     assert_eq!(topology(&v), (vec![], vec!["kept".to_string()]));

@@ -201,6 +201,19 @@ fn remove_segments(dir: &Path, firsts: &[u64]) {
     }
 }
 
+/// The first seqs of the segments in `dir` (files `<first>.seg`, either format), in order.
+pub(crate) fn segment_firsts(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut firsts: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    firsts.sort_unstable();
+    Ok(firsts)
+}
+
 fn seg_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
 }
@@ -422,15 +435,7 @@ impl QueueLog {
         }
         fs::create_dir_all(dir)?;
         let (journal, replayed) = Journal::open(&dir.join("journal"))?;
-        let mut firsts: Vec<u64> = fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".seg")?.parse().ok()
-            })
-            .collect();
-        firsts.sort_unstable();
-
+        let firsts = segment_firsts(dir)?;
         let dead = replayed.dead;
         let mut segments = Vec::new();
         let mut next_seq = 0u64;

@@ -130,14 +130,7 @@ impl OldLog {
                 }
             }
         }
-        let mut firsts: Vec<u64> = fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".seg")?.parse().ok()
-            })
-            .collect();
-        firsts.sort_unstable();
+        let firsts = crate::queue_log::segment_firsts(dir)?;
         let mut log = OldLog {
             dir: dir.to_path_buf(),
             firsts,

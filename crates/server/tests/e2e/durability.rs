@@ -11,6 +11,11 @@ use warren_protocol::ShortStr;
 
 use crate::common::*;
 
+#[path = "../../../broker/tests/support/small_disk.rs"]
+mod small_disk;
+
+use small_disk::SmallDisk;
+
 fn persistent() -> BasicProperties {
     BasicProperties::default().with_delivery_mode(2).finish()
 }
@@ -240,46 +245,6 @@ async fn a_recovered_backlog_is_consumed_to_the_end() {
         .unwrap();
     }
     client.close().await;
-}
-
-/// A tmpfs of a few MiB mounted over a fresh directory: a disk that really fills up. Tests
-/// that need one are skipped where the process may not mount, but never as root (CI).
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if mounted {
-            return Some(SmallDisk { dir });
-        }
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        assert!(!root, "root could not mount a tmpfs for the full-disk test");
-        eprintln!("skipped: mounting a tmpfs needs root");
-        None
-    }
-
-    fn path(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// Publishes with confirms until every publish is settled; returns which were acked.
