@@ -248,7 +248,7 @@ impl ClassicQueue {
                 queue: Arc::clone(q),
                 item,
             };
-            match consumer.spec.outbox.send(Outbound::Deliver(delivery)) {
+            match consumer.spec.outbox.deliver(delivery) {
                 Ok(()) => {
                     if !no_ack {
                         st.unacked += 1;
@@ -258,7 +258,7 @@ impl ClassicQueue {
                     }
                     q.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(Outbound::Deliver(undelivered)) => {
+                Err(undelivered) => {
                     // The connection is gone; it will cancel this consumer. Keep the message.
                     let consumer = st.consumers.remove(i);
                     if !no_ack {
@@ -269,9 +269,6 @@ impl ClassicQueue {
                         return;
                     }
                     st.cursor %= st.consumers.len();
-                }
-                Err(Outbound::ConsumerCancelled { .. }) => {
-                    unreachable!("send returns what it was given")
                 }
             }
         }

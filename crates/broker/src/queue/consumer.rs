@@ -65,6 +65,18 @@ impl ChannelOutbox {
         self.sender.send(outbound).map_err(|e| e.0)
     }
 
+    /// Hands a delivery to the channel's connection; it comes back if the connection is gone.
+    pub fn deliver(&self, delivery: Delivery) -> Result<(), Box<Delivery>> {
+        match self.sender.send(Outbound::Deliver(delivery)) {
+            Ok(()) => Ok(()),
+            Err(returned) => match returned.0 {
+                Outbound::Deliver(delivery) => Err(Box::new(delivery)),
+                // `send` hands back what it was given: a delivery.
+                Outbound::ConsumerCancelled { .. } => Ok(()),
+            },
+        }
+    }
+
     pub fn set_global_limit(&self, limit: u32) {
         self.global_limit.store(limit, Ordering::Relaxed);
     }
