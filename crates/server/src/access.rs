@@ -1,7 +1,6 @@
 //! Permission checks for one connection's user in its vhost, with a cache that is dropped
 //! whenever any permission changes (so the publish path rarely runs a regex).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use warren_broker::auth::{Access, Permissions};
@@ -15,7 +14,7 @@ pub struct AccessCheck {
     vhost: String,
     generation: u64,
     permissions: Option<Arc<Permissions>>,
-    decisions: HashMap<(u8, ShortStr), bool>,
+    decisions: foldhash::HashMap<(u8, ShortStr), bool>,
 }
 
 /// Entries kept before the cache is cleared: names are client-chosen, so bound it.
@@ -30,7 +29,7 @@ impl AccessCheck {
             user: user.to_string(),
             vhost: vhost.to_string(),
             permissions,
-            decisions: HashMap::new(),
+            decisions: foldhash::HashMap::default(),
         }
     }
 

@@ -4,7 +4,6 @@
 //! Each turn of the loop reads whatever the socket has, handles every complete frame in it,
 //! takes whatever deliveries queues sent meanwhile, and writes all output in one write.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,7 +94,7 @@ struct Connection {
     user: Option<User>,
     vhost: Option<Arc<VHost>>,
     access: Option<AccessCheck>,
-    channels: HashMap<u16, Channel>,
+    channels: foldhash::HashMap<u16, Channel>,
     outbox_tx: mpsc::UnboundedSender<Outbound>,
     outbox_rx: mpsc::UnboundedReceiver<Outbound>,
     /// Group-commit announcements; None when the broker keeps nothing on disk.
@@ -146,7 +145,7 @@ pub async fn run(
             user: None,
             vhost: None,
             access: None,
-            channels: HashMap::new(),
+            channels: foldhash::HashMap::default(),
             outbox_tx,
             outbox_rx,
             durable_rx: None,

@@ -1,6 +1,5 @@
 //! Direct exchanges: the routing key must equal the binding key.
 
-use std::collections::HashMap;
 
 use warren_protocol::{FieldTable, ShortStr};
 
@@ -9,7 +8,7 @@ use crate::message::Message;
 
 #[derive(Default)]
 pub struct DirectRouter {
-    by_key: HashMap<ShortStr, BindingList>,
+    by_key: foldhash::HashMap<ShortStr, BindingList>,
 }
 
 impl Router for DirectRouter {

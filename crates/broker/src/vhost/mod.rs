@@ -1,6 +1,5 @@
 //! A virtual host: a namespace of exchanges and queues, and what of them is durable.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -72,8 +71,8 @@ pub struct VHost {
     pub name: Arc<str>,
     /// Its definition: description, tags, default queue type (changed by `AddVhost` again).
     definition: RwLock<VhostDef>,
-    exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
-    queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
+    exchanges: RwLock<foldhash::HashMap<ShortStr, Arc<Exchange>>>,
+    queues: RwLock<foldhash::HashMap<ShortStr, Arc<Queue>>>,
     persistence: Option<Arc<Persistence>>,
     /// Orders and commits definition changes (see `metadata.rs` and `changes.rs`).
     metadata: Arc<Metadata>,
@@ -193,7 +192,7 @@ impl VHost {
         persistence: Option<Arc<Persistence>>,
         metadata: Arc<Metadata>,
     ) -> Arc<VHost> {
-        let mut exchanges = HashMap::new();
+        let mut exchanges = foldhash::HashMap::default();
         let standard = |kind| ExchangeConfig {
             kind,
             durable: true,
@@ -215,7 +214,7 @@ impl VHost {
             name: Arc::from(definition.name.as_str()),
             definition: RwLock::new(definition),
             exchanges: RwLock::new(exchanges),
-            queues: RwLock::new(HashMap::new()),
+            queues: RwLock::new(foldhash::HashMap::default()),
             persistence,
             metadata,
         })
