@@ -1,6 +1,5 @@
 //! Direct exchanges: the routing key must equal the binding key.
 
-
 use warren_protocol::{FieldTable, ShortStr};
 
 use super::{Binding, BindingList, Destination, Routed, Router};
