@@ -751,19 +751,13 @@ fn migrate_v1(dir: &Path, syncer: Arc<Syncer>, split: SplitV1) -> io::Result<()>
 impl Inner {
     fn append(&mut self, r: &NewRecord) -> io::Result<()> {
         // Records are delta-encoded by seq: a queue appends its seqs in increasing order.
-        if self
-            .segments
-            .last()
-            .is_some_and(|s| s.live + s.blocks.len() as u64 > 0 && r.seq <= s.last_seq)
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "seq {} appended after {}",
-                    r.seq,
-                    self.segments.last().map_or(0, |s| s.last_seq)
-                ),
-            ));
+        if let Some(last) = self.segments.last().filter(|s| !s.blocks.is_empty()) {
+            if r.seq <= last.last_seq {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("seq {} appended after {}", r.seq, last.last_seq),
+                ));
+            }
         }
         if self.writer.is_none() || self.active_size >= self.segment_max {
             self.roll(r.seq)?;
