@@ -1,5 +1,8 @@
 //! `warren`: the broker, and its tools as subcommands.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod http;
 mod monitor;
 mod serve;
