@@ -18,10 +18,14 @@ const DELIVERED: u8 = 2;
 
 pub struct Journal {
     path: PathBuf,
-    file: BufWriter<File>,
+    /// None: the log does not outlive the process (a transient queue's, removed at every
+    /// start), so what dies in it need not be written anywhere. Paging a transient queue then
+    /// costs no journal write per ack.
+    file: Option<BufWriter<File>>,
     pub size: u64,
 }
 
+#[derive(Default)]
 pub struct Replayed {
     pub dead: RangeSet,
     pub delivered: Option<u64>,
@@ -93,19 +97,31 @@ impl Journal {
         Ok((
             Journal {
                 path: path.to_path_buf(),
-                file: BufWriter::new(file),
+                file: Some(BufWriter::new(file)),
                 size: good,
             },
             replayed,
         ))
     }
 
+    /// A journal that writes nothing, for a log that is thrown away at the next start.
+    pub fn unwritten() -> Journal {
+        Journal {
+            path: PathBuf::new(),
+            file: None,
+            size: 0,
+        }
+    }
+
     fn append(&mut self, kind: u8, a: u64, b: u64) -> io::Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
         let mut body = [0u8; 17];
         body[0] = kind;
         body[1..9].copy_from_slice(&a.to_be_bytes());
         body[9..17].copy_from_slice(&b.to_be_bytes());
-        self.size += write_record(&mut self.file, &[&body])? as u64;
+        self.size += write_record(file, &[&body])? as u64;
         Ok(())
     }
 
@@ -118,17 +134,28 @@ impl Journal {
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        match self.file.as_mut() {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
     }
 
     pub fn sync(&mut self) -> io::Result<()> {
-        self.file.flush()?;
-        self.file.get_ref().sync_all()
+        match self.file.as_mut() {
+            Some(file) => {
+                file.flush()?;
+                file.get_ref().sync_all()
+            }
+            None => Ok(()),
+        }
     }
 
     /// Replaces the journal with the compact form of what it says (write, fsync, rename).
     pub fn rewrite(&mut self, dead: &RangeSet, delivered: Option<u64>) -> io::Result<()> {
-        self.file.flush()?;
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        file.flush()?;
         let tmp = self.path.with_extension("tmp");
         let mut size = FILE_HEADER as u64;
         {
@@ -152,7 +179,7 @@ impl Journal {
         }
         std::fs::rename(&tmp, &self.path)?;
         let file = OpenOptions::new().append(true).open(&self.path)?;
-        self.file = BufWriter::new(file);
+        self.file = Some(BufWriter::new(file));
         self.size = size;
         Ok(())
     }

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use tracing::{info, warn};
 
 use crate::format::{self, get_varint, put_varint, FileKind, Version, FILE_HEADER};
-use crate::journal::Journal;
+use crate::journal::{Journal, Replayed};
 use crate::ranges::RangeSet;
 use crate::record::{read_record, write_record, ReadOutcome};
 use crate::segment::{
@@ -434,7 +434,11 @@ impl QueueLog {
             fs::remove_dir_all(dir)?;
         }
         fs::create_dir_all(dir)?;
-        let (journal, replayed) = Journal::open(&dir.join("journal"))?;
+        let (journal, replayed) = if durable {
+            Journal::open(&dir.join("journal"))?
+        } else {
+            (Journal::unwritten(), Replayed::default())
+        };
         let firsts = segment_firsts(dir)?;
         let dead = replayed.dead;
         let mut segments = Vec::new();
@@ -555,7 +559,11 @@ impl QueueLog {
         if must_sync {
             inner.needs_sync = true;
         }
-        self.register(&mut inner);
+        // A transient log's buffer goes out when it fills or a read needs it: nothing of it
+        // has to reach the disk, so the group-commit thread is not woken for it.
+        if inner.durable {
+            self.register(&mut inner);
+        }
         Ok(if must_sync { self.syncer.ticket() } else { 0 })
     }
 
@@ -573,20 +581,21 @@ impl QueueLog {
     /// bring the message back.
     pub fn kill(&self, seqs: impl IntoIterator<Item = u64>) -> io::Result<()> {
         let mut inner = self.inner.lock();
+        // Settled together, deliveries mostly come in runs of consecutive seqs: each run is
+        // one update of the dead set, the live counts and the journal.
         let mut run: Option<(u64, u64)> = None;
         for seq in seqs {
-            inner.kill_one(seq);
             run = match run {
                 Some((s, e)) if e == seq => Some((s, seq + 1)),
                 Some((s, e)) => {
-                    inner.journal.append_dead(s, e)?;
+                    inner.kill_run(s, e)?;
                     Some((seq, seq + 1))
                 }
                 None => Some((seq, seq + 1)),
             };
         }
         if let Some((s, e)) = run {
-            inner.journal.append_dead(s, e)?;
+            inner.kill_run(s, e)?;
         }
         inner.free_drained_active()?;
         inner.write_delivered()?;
@@ -785,14 +794,17 @@ impl Inner {
     fn roll(&mut self, first: u64) -> io::Result<()> {
         if let Some(mut w) = self.writer.take() {
             w.flush()?;
-            if let Some(f) = self.active_file.take() {
-                self.unsynced.push(f);
+            let sealed = self.active_file.take();
+            // Only a durable log is read again after a restart: it alone needs the index and
+            // the fsyncs.
+            if self.durable {
+                self.unsynced.extend(sealed);
+                if let Some(seg) = self.segments.last() {
+                    let index = write_index(&self.dir, seg)?;
+                    self.unsynced.push(Arc::new(index));
+                }
+                self.needs_sync = true;
             }
-            if let Some(seg) = self.segments.last() {
-                let index = write_index(&self.dir, seg)?;
-                self.unsynced.push(Arc::new(index));
-            }
-            self.needs_sync = true;
             self.free_empty_segments(false)?;
         }
         let mut file = OpenOptions::new()
@@ -838,20 +850,34 @@ impl Inner {
         (i > 0).then(|| i - 1)
     }
 
-    fn kill_one(&mut self, seq: u64) {
-        if self.dead.contains(seq) {
-            return;
-        }
-        self.dead.insert(seq);
-        if let Some(i) = self.segment_of(seq) {
-            let seg = &mut self.segments[i];
-            seg.live = seg.live.saturating_sub(1);
-            if seg.live == 0 && i + 1 < self.segments.len() {
-                // Sealed and fully dead: the ack path frees it (never fails when the active
-                // segment is left alone).
-                let _ = self.free_empty_segments(false);
+    /// Marks [start, end) dead: every seq in it is a record of this log (the caller's run of
+    /// consecutive logged seqs). Seqs already dead are not counted twice.
+    fn kill_run(&mut self, start: u64, end: u64) -> io::Result<()> {
+        let mut emptied_sealed = false;
+        let first = self.segment_of(start).unwrap_or(0);
+        for i in first..self.segments.len() {
+            let seg_first = self.segments[i].first_seq;
+            if seg_first >= end {
+                break;
             }
+            let seg_end = self.segments.get(i + 1).map_or(u64::MAX, |s| s.first_seq);
+            let (lo, hi) = (start.max(seg_first), end.min(seg_end));
+            if lo >= hi {
+                continue;
+            }
+            let newly = (hi - lo) - self.dead.count_in(lo, hi);
+            let seg = &mut self.segments[i];
+            seg.live = seg.live.saturating_sub(newly);
+            emptied_sealed |= newly > 0 && seg.live == 0 && i + 1 < self.segments.len();
         }
+        self.dead.insert_range(start, end);
+        self.journal.append_dead(start, end)?;
+        if emptied_sealed {
+            // Sealed and fully dead: the ack path frees it (never fails when the active
+            // segment is left alone).
+            let _ = self.free_empty_segments(false);
+        }
+        Ok(())
     }
 
     /// A drained log gives its active segment back too, once it is big enough to be worth
@@ -961,7 +987,7 @@ impl Inner {
     }
 
     fn read(&mut self, from: u64, max: usize, max_bytes: usize) -> io::Result<Vec<LogRecord>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(max.min(4096));
         let mut bytes = 0usize;
         // Whatever is buffered must be visible to the reader.
         if let Some(w) = self.writer.as_mut() {

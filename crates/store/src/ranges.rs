@@ -30,6 +30,16 @@ impl RangeSet {
         if start >= end {
             return;
         }
+        // Acks in order: the range grows the one that ends where it starts, with nothing after
+        // it to swallow. One lookup and an in-place update, nothing removed.
+        if let Some((&s, &e)) = self.ranges.range(..=start).next_back() {
+            if e >= start && (e >= end || self.ranges.range(start + 1..=end).next().is_none()) {
+                if end > e {
+                    self.ranges.insert(s, end);
+                }
+                return;
+            }
+        }
         // Merge with a range that starts before and reaches start.
         if let Some((&s, &e)) = self.ranges.range(..=start).next_back() {
             if e >= start {
@@ -101,5 +111,20 @@ mod tests {
         assert_eq!(s.count_in(5, 12), 3 + 2);
         s.insert_range(8, 10);
         assert_eq!(s.len_ranges(), 1);
+    }
+
+    #[test]
+    fn growing_the_last_range_still_swallows_what_follows() {
+        let mut s = RangeSet::new();
+        s.insert_range(0, 5);
+        s.insert_range(7, 9);
+        s.insert_range(5, 6);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![(0, 6), (7, 9)]);
+        s.insert_range(3, 8);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![(0, 9)]);
+        s.insert_range(2, 4);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![(0, 9)]);
+        s.insert_range(9, 10);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![(0, 10)]);
     }
 }
