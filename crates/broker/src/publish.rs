@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::error::AmqpResult;
+use crate::exchange::Exchange;
 use crate::message::Message;
 use crate::queue::{Enqueued, Queue};
 use crate::vhost::VHost;
@@ -21,6 +22,16 @@ pub struct Routes {
     /// Addresses of `queues`, filled only once a publish fans out past `LINEAR_DEDUP_MAX`, so
     /// that a fanout to thousands of queues costs linear, not quadratic, time.
     seen: HashSet<usize>,
+    /// The exchange this publisher last published to (see `VHost::source_exchange`).
+    pub(crate) source: Option<CachedSource>,
+}
+
+pub(crate) struct CachedSource {
+    /// The vhost it belongs to, by address (a publisher's vhost outlives its `Routes`).
+    pub vhost: usize,
+    /// The vhost's exchange generation when it was looked up.
+    pub generation: u64,
+    pub exchange: Arc<Exchange>,
 }
 
 impl Routes {

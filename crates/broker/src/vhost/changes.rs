@@ -2,6 +2,7 @@
 //! and the one apply of each command. See `metadata.rs` for the steps every change takes.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tracing::{error, warn};
@@ -77,6 +78,7 @@ impl VHost {
             Command::DeleteExchange { name, .. } => {
                 if let Some(name) = name.to_short_str() {
                     self.exchanges.write().remove(&name);
+                    self.exchanges_generation.fetch_add(1, Ordering::Release);
                 }
             }
             Command::DeclareQueue(def) => {
@@ -135,6 +137,7 @@ impl VHost {
         };
         let exchange = Exchange::new(name.clone(), config);
         self.exchanges.write().insert(name, exchange.clone());
+        self.exchanges_generation.fetch_add(1, Ordering::Release);
         Some(exchange)
     }
 

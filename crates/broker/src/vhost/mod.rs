@@ -1,8 +1,10 @@
 //! A virtual host: a namespace of exchanges and queues, and what of them is durable.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use smallvec::{smallvec, SmallVec};
 use tracing::{error, warn};
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
@@ -12,7 +14,7 @@ use crate::message::Message;
 use crate::metadata::{Command, Metadata};
 use crate::names::server_generated_queue_name;
 use crate::persistence::{Persistence, VhostDef};
-use crate::publish::Routes;
+use crate::publish::{CachedSource, Routes};
 use crate::queue::arguments::{check_equivalent, type_name};
 use crate::queue::{Queue, QueueArguments, QueueConfig, QueueType};
 use crate::ConnectionId;
@@ -72,6 +74,9 @@ pub struct VHost {
     /// Its definition: description, tags, default queue type (changed by `AddVhost` again).
     definition: RwLock<VhostDef>,
     exchanges: RwLock<foldhash::HashMap<ShortStr, Arc<Exchange>>>,
+    /// Bumped after every change to `exchanges`: publishers keep the exchange they last
+    /// published to (`Routes`) for as long as it stays the same.
+    exchanges_generation: AtomicU64,
     queues: RwLock<foldhash::HashMap<ShortStr, Arc<Queue>>>,
     persistence: Option<Arc<Persistence>>,
     /// Orders and commits definition changes (see `metadata.rs` and `changes.rs`).
@@ -214,6 +219,7 @@ impl VHost {
             name: Arc::from(definition.name.as_str()),
             definition: RwLock::new(definition),
             exchanges: RwLock::new(exchanges),
+            exchanges_generation: AtomicU64::new(0),
             queues: RwLock::new(foldhash::HashMap::default()),
             persistence,
             metadata,
@@ -730,7 +736,7 @@ impl VHost {
             }
             return Ok(());
         }
-        let source = self.exchange(exchange)?;
+        let source = self.source_exchange(exchange, out)?;
         if source.config.internal {
             return Err(AmqpError::access_refused(format!(
                 "cannot publish to internal {}",
@@ -739,7 +745,7 @@ impl VHost {
         }
         let mut pending = Routed::new();
         self.route_through(&source, message, &mut pending);
-        let mut visited: Vec<*const Exchange> = vec![Arc::as_ptr(&source)];
+        let mut visited: SmallVec<[*const Exchange; 4]> = smallvec![Arc::as_ptr(&source)];
         let mut hops = 0;
         while let Some(dest) = pending.pop() {
             match dest {
@@ -755,6 +761,28 @@ impl VHost {
             }
         }
         Ok(())
+    }
+
+    /// The exchange a publish names, from the publisher's cache while no exchange of this vhost
+    /// has been declared or deleted since it was looked up.
+    fn source_exchange(&self, name: &ShortStr, routes: &mut Routes) -> AmqpResult<Arc<Exchange>> {
+        // Read before the lookup: a change after it makes the entry stale, never wrong.
+        let generation = self.exchanges_generation.load(Ordering::Acquire);
+        let vhost = self as *const VHost as usize;
+        if let Some(hit) = routes
+            .source
+            .as_ref()
+            .filter(|c| c.vhost == vhost && c.generation == generation && c.exchange.name == *name)
+        {
+            return Ok(hit.exchange.clone());
+        }
+        let exchange = self.exchange(name)?;
+        routes.source = Some(CachedSource {
+            vhost,
+            generation,
+            exchange: exchange.clone(),
+        });
+        Ok(exchange)
     }
 
     /// Routes through one exchange. What it routes nowhere goes on to its alternate exchange
