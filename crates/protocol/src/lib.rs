@@ -14,8 +14,9 @@ mod table;
 
 pub use error::DecodeError;
 pub use frame::{
-    encode_body_frames, encode_content_header, encode_heartbeat, encode_method_frame, parse_frame,
-    ContentHeader, Frame, FrameError, FRAME_END, FRAME_HEADER_SIZE, PROTOCOL_HEADER,
+    encode_basic_deliver, encode_body_frames, encode_content_header, encode_heartbeat,
+    encode_method_frame, parse_frame, ContentHeader, Frame, FrameError, FRAME_END,
+    FRAME_HEADER_SIZE, PROTOCOL_HEADER,
 };
 pub use generated::*;
 pub use short_str::ShortStr;

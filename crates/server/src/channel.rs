@@ -1,7 +1,7 @@
 //! One AMQP channel: its consumers, unacked deliveries, confirm and transaction modes, and the
 //! handling of every channel-level method.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -21,6 +21,7 @@ use warren_protocol::*;
 
 use crate::access::AccessCheck;
 use crate::content::{PendingContent, Progress};
+use crate::unacked::UnackedDeliveries;
 use crate::writer::Writer;
 
 /// The pseudo-queue name clients consume from and put in `reply_to` for direct reply-to.
@@ -119,8 +120,8 @@ pub struct Channel {
     /// The server sent channel.close and awaits close-ok; everything else is ignored.
     pub closing: bool,
     content: Option<PendingContent>,
-    consumers: HashMap<ShortStr, ConsumerRef>,
-    unacked: BTreeMap<u64, Unacked>,
+    consumers: foldhash::HashMap<ShortStr, ConsumerRef>,
+    unacked: UnackedDeliveries<Unacked>,
     next_delivery_tag: u64,
     /// basic.qos global=false: the prefetch given to consumers created after it.
     consumer_prefetch: u32,
@@ -150,8 +151,8 @@ impl Channel {
             outbox,
             closing: false,
             content: None,
-            consumers: HashMap::new(),
-            unacked: BTreeMap::new(),
+            consumers: foldhash::HashMap::default(),
+            unacked: UnackedDeliveries::default(),
             next_delivery_tag: 1,
             consumer_prefetch: 0,
             confirm_next: None,
@@ -882,14 +883,13 @@ impl Channel {
             ConnectionStats::add(&self.conn_stats.redelivered, 1);
         }
         let tag = self.next_tag();
-        let method = Method::BasicDeliver(BasicDeliver {
-            consumer_tag: d.consumer_tag,
-            delivery_tag: tag,
-            redelivered: d.item.redelivered,
-            exchange: d.item.message.exchange.clone(),
-            routing_key: d.item.message.routing_key.clone(),
-        });
-        out.content(self.id, &method, &d.item.message);
+        out.delivery(
+            self.id,
+            &d.consumer_tag,
+            tag,
+            d.item.redelivered,
+            &d.item.message,
+        );
         if d.windowed {
             written.add(&d.queue, d.consumer_id, d.item.message.size());
         }
@@ -928,7 +928,7 @@ impl Channel {
     fn check_tag(&self, tag: u64, multiple: bool) -> AmqpResult<()> {
         // As RabbitMQ's collect_acks: the tag itself must be outstanding, multiple or not;
         // only 0 with multiple means "everything outstanding".
-        let known = (multiple && tag == 0) || self.unacked.contains_key(&tag);
+        let known = (multiple && tag == 0) || self.unacked.contains(tag);
         if known {
             Ok(())
         } else {
@@ -946,19 +946,13 @@ impl Channel {
         _ctx: &mut Ctx,
     ) -> AmqpResult<()> {
         self.check_tag(tag, multiple)?;
-        let settled: Vec<Unacked> = if multiple {
+        let settled: Vec<Unacked> = if multiple && tag == 0 {
             // tag 0 with multiple means "everything outstanding".
-            // `tag` is outstanding (checked above), so `tag + 1` cannot overflow.
-            let keep = if tag == 0 {
-                BTreeMap::new()
-            } else {
-                self.unacked.split_off(&(tag + 1))
-            };
-            std::mem::replace(&mut self.unacked, keep)
-                .into_values()
-                .collect()
+            self.unacked.take_all()
+        } else if multiple {
+            self.unacked.take_through(tag)
         } else {
-            self.unacked.remove(&tag).into_iter().collect()
+            self.unacked.take(tag).into_iter().collect()
         };
         if how == Settlement::Ack {
             self.counters.acked += settled.len() as u64;
@@ -998,7 +992,7 @@ impl Channel {
         if !requeue {
             return Err(AmqpError::not_implemented("requeue=false"));
         }
-        let all = std::mem::take(&mut self.unacked).into_values().collect();
+        let all = self.unacked.take_all();
         self.settle_batch(all, Settlement::Requeue);
         Ok(())
     }
@@ -1068,7 +1062,7 @@ impl Channel {
         for tag in tags {
             self.cancel_consumer(&tag, vhost);
         }
-        let all = std::mem::take(&mut self.unacked).into_values().collect();
+        let all = self.unacked.take_all();
         self.settle_batch(all, Settlement::Requeue);
         self.tx = None;
     }

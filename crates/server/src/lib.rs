@@ -6,6 +6,7 @@ mod access;
 mod channel;
 mod connection;
 mod content;
+mod unacked;
 mod writer;
 
 use std::net::SocketAddr;

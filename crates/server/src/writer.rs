@@ -4,7 +4,8 @@
 use bytes::BytesMut;
 use warren_broker::Message;
 use warren_protocol::{
-    encode_body_frames, encode_content_header, encode_heartbeat, encode_method_frame, Method,
+    encode_basic_deliver, encode_body_frames, encode_content_header, encode_heartbeat,
+    encode_method_frame, Method, ShortStr,
 };
 
 /// Class id of `basic`, the only content class.
@@ -33,6 +34,11 @@ impl Writer {
     /// A method followed by the message's content header and body frames.
     pub fn content(&mut self, channel: u16, method: &Method, message: &Message) {
         encode_method_frame(&mut self.buf, channel, method);
+        self.content_frames(channel, message);
+    }
+
+    /// The content header and body frames of `message`.
+    fn content_frames(&mut self, channel: u16, message: &Message) {
         encode_content_header(
             &mut self.buf,
             channel,
@@ -43,6 +49,27 @@ impl Writer {
         if !message.body.is_empty() {
             encode_body_frames(&mut self.buf, channel, &message.body, self.frame_max);
         }
+    }
+
+    /// basic.deliver and the message: `content` with the method written in place.
+    pub fn delivery(
+        &mut self,
+        channel: u16,
+        consumer_tag: &ShortStr,
+        delivery_tag: u64,
+        redelivered: bool,
+        message: &Message,
+    ) {
+        encode_basic_deliver(
+            &mut self.buf,
+            channel,
+            consumer_tag,
+            delivery_tag,
+            redelivered,
+            &message.exchange,
+            &message.routing_key,
+        );
+        self.content_frames(channel, message);
     }
 
     pub fn heartbeat(&mut self) {
