@@ -54,9 +54,10 @@ echo "== crash test: kill -9 while publishing with confirms"
 "$SEED_SUITE_VENV/bin/python" tests/crash/crash_test.py target/release/warren --rounds 5 --port 25790 \
   || { echo "crash test failed"; exit 1; }
 
-echo "== differential: the same random operations against Warren and RabbitMQ 3.10"
+echo "== differential: the same random operations against Warren and RabbitMQ 3.10, then the"
+echo "   queue-feature tests against each"
 PYTHON="$SEED_SUITE_VENV/bin/python" tests/differential/run.sh --sequences 30 --ops 40 \
-  || { echo "differential run found divergences from RabbitMQ"; exit 1; }
+  || { echo "differential run or queue-feature tests failed against RabbitMQ or Warren"; exit 1; }
 
 "${IN_NS[@]}" scripts/broker.sh start
 echo "== seed suite against Warren on $WARREN_AMQP_PORT${NONLOOPBACK:+ (and $NONLOOPBACK, not loopback)}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The differential runner against a Warren and a RabbitMQ 3.10 of its own (both on ports of
-# their own), for CI and by hand. Installs rabbitmq-server (Debian's 3.10.8) when missing.
+# their own), for CI and by hand, then the queue-feature tests (tests/features: pytest, the same
+# assertions against each broker). Installs rabbitmq-server (Debian's 3.10.8) when missing.
 #   tests/differential/run.sh [differential.py options]     (default: 30 sequences of 40 ops)
 # Environment: PYTHON (a python with pika; SEED_SUITE_VENV/bin/python if set), WARREN_BIN.
 set -euo pipefail
@@ -35,3 +36,7 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$WARREN_PORT") 2>/dev/null 
 [ $# -gt 0 ] || set -- --sequences 30 --ops 40
 "$PYTHON" "$ROOT/tests/differential/differential.py" \
   --warren-port "$WARREN_PORT" --rabbitmq-port "$RMQ_BENCH_PORT" "$@"
+for port in "$RMQ_BENCH_PORT" "$WARREN_PORT"; do
+  echo "== queue features (tests/features) against port $port"
+  AMQP_PORT="$port" "$PYTHON" -m pytest -q -p no:cacheprovider "$ROOT/tests/features"
+done

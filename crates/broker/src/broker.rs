@@ -147,8 +147,12 @@ impl Broker {
             Command::AddVhost(def) => match self.vhost(&def.name) {
                 Some(existing) => existing.redefine(def),
                 None => {
-                    let vhost =
-                        VHost::open(def.clone(), self.persistence.clone(), self.metadata.clone());
+                    let vhost = VHost::open(
+                        def.clone(),
+                        self.persistence.clone(),
+                        self.metadata.clone(),
+                        self.timers.clone(),
+                    );
                     self.vhosts.write().insert(def.name.clone(), vhost);
                 }
             },

@@ -8,6 +8,7 @@ pub mod alarms;
 pub mod auth;
 mod broker;
 pub mod clock;
+pub mod dead_letter;
 pub mod error;
 pub mod exchange;
 pub mod message;

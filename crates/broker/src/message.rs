@@ -13,6 +13,10 @@ pub struct Message {
     pub body: Bytes,
     /// delivery_mode = 2.
     pub persistent: bool,
+    /// The `expiration` property in milliseconds (a per-message TTL), if it has a valid one.
+    /// A publish with an invalid one is refused before it becomes a message
+    /// (`parse_expiration`).
+    pub expiration: Option<u64>,
 }
 
 /// Bodies up to this size are copied into one allocation together with the names and the
@@ -30,6 +34,7 @@ impl Message {
         body: Bytes,
     ) -> Message {
         let persistent = delivery_mode(properties) == Some(2);
+        let expiration = expiration_property(properties).and_then(|e| parse_expiration(&e).ok());
         if body.len() > INLINE_BODY_MAX {
             return Message {
                 exchange: compact(exchange),
@@ -37,6 +42,7 @@ impl Message {
                 properties: Bytes::copy_from_slice(properties),
                 body,
                 persistent,
+                expiration,
             };
         }
         let mut buf = BytesMut::with_capacity(
@@ -56,6 +62,7 @@ impl Message {
             properties,
             body: all,
             persistent,
+            expiration,
         }
     }
 
@@ -89,6 +96,8 @@ impl Message {
             properties: context,
             body,
             persistent,
+            // A message read back from a queue's log has its expiry in the record instead.
+            expiration: None,
         })
     }
 
@@ -129,6 +138,58 @@ fn take_short(p: &mut Bytes) -> Option<ShortStr> {
 
 fn compact(s: &ShortStr) -> ShortStr {
     ShortStr::from(s.as_bytes())
+}
+
+/// The `expiration` property, if there is one. The flags are looked at first, so that
+/// messages without it (nearly all) cost no decoding.
+pub fn expiration_property(properties: &[u8]) -> Option<ShortStr> {
+    let flags = u16::from_be_bytes([*properties.first()?, *properties.get(1)?]);
+    if flags & (1 << 8) == 0 {
+        return None;
+    }
+    BasicProperties::decode(&mut Bytes::copy_from_slice(properties))
+        .ok()?
+        .expiration
+}
+
+/// The longest per-message TTL RabbitMQ accepts: ten years, in milliseconds.
+const MAX_EXPIRATION: u64 = 315_360_000_000;
+
+/// Parses an `expiration` property as RabbitMQ 3.10 does (Erlang's `string:to_integer`, then
+/// range checks). The error is the term RabbitMQ prints in its 406 text: `no_integer`,
+/// `{leftover_string,"..."}`, `{value_negative,-1}`, `{value_too_large,N}`.
+pub fn parse_expiration(value: &ShortStr) -> Result<u64, String> {
+    let bytes = value.as_bytes();
+    let (negative, digits_from) = match bytes.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let digits = bytes[digits_from..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 {
+        return Err("no_integer".into());
+    }
+    let end = digits_from + digits;
+    if end < bytes.len() {
+        let rest = String::from_utf8_lossy(&bytes[end..]);
+        return Err(format!("{{leftover_string,{rest:?}}}"));
+    }
+    // The integer as Erlang prints it: no sign, no leading zeros.
+    let digits = std::str::from_utf8(&bytes[digits_from..end]).unwrap_or("0");
+    let digits = match digits.trim_start_matches('0') {
+        "" => "0",
+        d => d,
+    };
+    if negative && digits != "0" {
+        return Err(format!("{{value_negative,-{digits}}}"));
+    }
+    match digits.parse::<u64>() {
+        Ok(ms) if ms <= MAX_EXPIRATION => Ok(ms),
+        _ => Err(format!("{{value_too_large,{digits}}}")),
+    }
 }
 
 /// Reads delivery_mode without decoding the other properties.
@@ -260,5 +321,23 @@ mod tests {
         assert_eq!(m.routing_key, "key");
         assert_eq!(&m.body[..], b"hello");
         assert_eq!(m.decode_properties().delivery_mode, Some(2));
+    }
+
+    #[test]
+    fn expirations_parse_as_rabbitmq_reads_them() {
+        let parse = |s: &str| parse_expiration(&ShortStr::from(s));
+        assert_eq!(parse("60000"), Ok(60000));
+        assert_eq!(parse("0"), Ok(0));
+        assert_eq!(parse("+5"), Ok(5));
+        assert_eq!(parse("-0"), Ok(0));
+        assert_eq!(parse("abc"), Err("no_integer".into()));
+        assert_eq!(parse(""), Err("no_integer".into()));
+        assert_eq!(parse("1.5"), Err("{leftover_string,\".5\"}".into()));
+        assert_eq!(parse("-1"), Err("{value_negative,-1}".into()));
+        assert_eq!(
+            parse("315360000001"),
+            Err("{value_too_large,315360000001}".into())
+        );
+        assert_eq!(parse("0315360000000"), Ok(315_360_000_000));
     }
 }

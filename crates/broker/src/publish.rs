@@ -5,6 +5,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use std::sync::atomic::Ordering;
+
+use tracing::warn;
+
+use crate::dead_letter::{dead_lettered, is_cycle, DeadLetter, DeadLetterTarget, DeathReason};
 use crate::error::AmqpResult;
 use crate::exchange::Exchange;
 use crate::message::Message;
@@ -108,6 +113,53 @@ impl VHost {
         }
         routes.seen.clear();
         Ok(Published::Routed { ticket, rejected })
+    }
+}
+
+impl VHost {
+    /// Publishes what died in `queue` to its dead-letter exchange, as RabbitMQ 3.10 does:
+    /// at most once (no confirm, no mandatory), dropped if the exchange does not exist, and
+    /// kept from the queues that would close a cycle of automatic deaths.
+    pub(crate) fn publish_dead_letters(
+        &self,
+        from: &Queue,
+        target: &DeadLetterTarget,
+        letters: Vec<DeadLetter>,
+    ) {
+        let Ok(exchange) = self.exchange(&target.exchange) else {
+            return;
+        };
+        let now_secs = self.queue_env.timers.now() / 1000;
+        let mut routes = Routes::default();
+        for letter in letters {
+            let message = Arc::new(dead_lettered(
+                &letter.message,
+                &from.name,
+                letter.reason,
+                now_secs,
+                target,
+            ));
+            routes.clear();
+            self.route_from(exchange.clone(), &message, &mut routes);
+            for destination in routes.queues.drain(..) {
+                if letter.reason != DeathReason::Rejected
+                    && is_cycle(destination.name.as_bytes(), &message)
+                {
+                    // Once per queue, as RabbitMQ ("This cycle will NOT be reported again").
+                    if !from.cycle_reported.swap(true, Ordering::Relaxed) {
+                        warn!(
+                            from = %from.name,
+                            to = %destination.name,
+                            vhost = %self.name,
+                            "dead letters dropped: they would cycle back to a queue they expired \
+                             or overflowed from (reported once per queue)"
+                        );
+                    }
+                    continue;
+                }
+                destination.enqueue(message.clone());
+            }
+        }
     }
 }
 

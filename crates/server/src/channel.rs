@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use warren_broker::auth::Access;
+use warren_broker::message::{expiration_property, parse_expiration};
 use warren_broker::names::{
     direct_reply_to_name, server_generated_consumer_tag, server_generated_queue_name,
 };
@@ -527,6 +528,13 @@ impl Channel {
         ctx: &mut Ctx,
     ) -> AmqpResult<()> {
         let properties = self.rewrite_direct_reply_to(properties)?;
+        if let Some(expiration) = expiration_property(&properties) {
+            if let Err(term) = parse_expiration(&expiration) {
+                return Err(AmqpError::precondition_failed(format!(
+                    "invalid expiration '{expiration}': {term}"
+                )));
+            }
+        }
         let message = Message::new(&publish.exchange, &publish.routing_key, &properties, body);
         if let Some(tx) = self.tx.as_mut() {
             // Unknown exchanges are reported at publish time even inside a transaction.

@@ -42,12 +42,14 @@ impl Default for ServerConfig {
 }
 
 /// Accepts AMQP connections until `shutdown` turns true; then asks every connection to close.
+/// The broker's timers (TTLs and whatever else is time-driven) run for as long as it serves.
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
     config: ServerConfig,
     shutdown: watch::Receiver<bool>,
 ) {
+    let timers = tokio::spawn(broker.timers.clone().run());
     let config = Arc::new(config);
     let mut stop = shutdown.clone();
     loop {
@@ -73,6 +75,7 @@ pub async fn serve(
             }
         }
     }
+    timers.abort();
     info!("AMQP listener stopped");
 }
 

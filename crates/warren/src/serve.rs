@@ -104,7 +104,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
             data_dir: args.data_dir.clone(),
         },
     );
-    let timers = tokio::spawn(broker.timers.clone().run());
     let server_config = ServerConfig {
         heartbeat: args.heartbeat,
         ..ServerConfig::default()
@@ -137,7 +136,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
     // Give connections a moment to send their connection.close and hand back deliveries.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     monitor.abort();
-    timers.abort();
     broker.shutdown();
     ExitCode::SUCCESS
 }

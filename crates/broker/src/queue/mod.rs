@@ -19,8 +19,8 @@ pub mod arguments;
 mod classic;
 mod consumer;
 
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Weak};
 
 use warren_protocol::{FieldTable, ShortStr};
 use warren_store::{QueueLog, Recovered};
@@ -31,9 +31,11 @@ pub use consumer::{
     ChannelOutbox, ConsumerSpec, Delivery, Outbound, SOCKET_WINDOW, SOCKET_WINDOW_BYTES,
 };
 
+use crate::clock::{Millis, SystemClock, Timers};
 use crate::error::{resource, AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::persistence::Persistence;
+use crate::vhost::VHost;
 use crate::ConnectionId;
 
 /// A message in a queue, or delivered from it and awaiting settlement.
@@ -44,6 +46,27 @@ pub struct Queued {
     pub redelivered: bool,
     /// The message has a record in the queue's log (to be marked dead when settled).
     pub logged: bool,
+    /// When its TTL runs out (broker time), if it has one: the queue's `x-message-ttl` or
+    /// its own `expiration`, whichever is shorter, from when it was enqueued.
+    pub expires_at: Option<Millis>,
+}
+
+/// What a queue needs from the broker around it: the timers its TTLs run on, and the vhost its
+/// dead letters are published to (weak: the vhost owns its queues).
+#[derive(Clone)]
+pub struct QueueEnv {
+    pub timers: Arc<Timers>,
+    pub vhost: Weak<VHost>,
+}
+
+impl QueueEnv {
+    /// Timers on the system clock and no vhost: a queue on its own (unit tests).
+    pub fn detached() -> QueueEnv {
+        QueueEnv {
+            timers: Timers::new(Arc::new(SystemClock)),
+            vhost: Weak::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -113,7 +136,7 @@ pub trait QueueBackend: Send + Sync {
     /// Delivers again what credit allows (credit was returned elsewhere).
     fn kick(&self, q: &Arc<Queue>);
     /// basic.get: the head message and how many remain ready.
-    fn get(&self, q: &Queue, no_ack: bool) -> Option<(Queued, u32)>;
+    fn get(&self, q: &Arc<Queue>, no_ack: bool) -> Option<(Queued, u32)>;
     /// Settles deliveries (`consumer` None for basic.get ones).
     fn settle(
         &self,
@@ -127,6 +150,8 @@ pub trait QueueBackend: Send + Sync {
     fn written(&self, q: &Arc<Queue>, consumer: u64, n: u32, bytes: usize);
     /// Drops every ready message; returns how many there were.
     fn purge(&self, q: &Queue) -> u32;
+    /// Drops (or dead-letters) what has expired at the head.
+    fn expire(&self, q: &Arc<Queue>);
     /// The queue is deleted: consumers are told, storage is freed. Returns the ready count.
     fn delete(&self) -> u32;
 
@@ -143,6 +168,9 @@ pub struct Queue {
     /// The connection that owns an exclusive queue.
     pub owner: Option<ConnectionId>,
     pub stats: QueueStats,
+    pub(crate) env: QueueEnv,
+    /// A cycle of dead letters from this queue was logged (it is, once).
+    pub(crate) cycle_reported: AtomicBool,
     backend: Box<dyn QueueBackend>,
 }
 
@@ -157,7 +185,7 @@ impl Queue {
         let effective =
             QueueArguments::recovered(&config.arguments, &resource("queue", &name, &vhost));
         let backend = Box::new(classic::ClassicQueue::new(effective, None, None));
-        Self::with_backend(name, vhost, config, owner, backend)
+        Self::with_backend(name, vhost, config, owner, QueueEnv::detached(), backend)
     }
 
     /// A queue of the type its arguments name, with its storage: a durable queue its log
@@ -168,6 +196,7 @@ impl Queue {
         vhost: Arc<str>,
         config: QueueConfig,
         owner: Option<ConnectionId>,
+        env: QueueEnv,
         persistence: Option<Arc<Persistence>>,
         log: Option<(QueueLog, Recovered)>,
     ) -> AmqpResult<Arc<Queue>> {
@@ -182,7 +211,7 @@ impl Queue {
                 )))
             }
         };
-        Ok(Self::with_backend(name, vhost, config, owner, backend))
+        Ok(Self::with_backend(name, vhost, config, owner, env, backend))
     }
 
     fn with_backend(
@@ -190,6 +219,7 @@ impl Queue {
         vhost: Arc<str>,
         config: QueueConfig,
         owner: Option<ConnectionId>,
+        env: QueueEnv,
         backend: Box<dyn QueueBackend>,
     ) -> Arc<Queue> {
         Arc::new(Queue {
@@ -198,6 +228,8 @@ impl Queue {
             config,
             owner,
             stats: QueueStats::default(),
+            env,
+            cycle_reported: AtomicBool::new(false),
             backend,
         })
     }
@@ -276,7 +308,7 @@ impl Queue {
     }
 
     /// basic.get: the head message and how many remain ready.
-    pub fn get(&self, no_ack: bool) -> Option<(Queued, u32)> {
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Queued, u32)> {
         self.backend.get(self, no_ack)
     }
 
@@ -309,6 +341,12 @@ impl Queue {
     /// Bytes of this queue's log on disk.
     pub fn disk_bytes(&self) -> u64 {
         self.backend.disk_bytes()
+    }
+
+    /// Drops (or dead-letters) the expired messages at the head; the timer of the head's
+    /// expiry calls it.
+    pub fn expire(self: &Arc<Self>) {
+        self.backend.expire(self)
     }
 
     /// Writes buffered log records out (clean shutdown).

@@ -165,6 +165,7 @@ impl VHost {
             self.name.clone(),
             config,
             owner,
+            self.queue_env.clone(),
             self.persistence.clone(),
             log,
         );
@@ -176,6 +177,17 @@ impl VHost {
             }
         };
         self.queues.write().insert(name, queue.clone());
+        if queue.effective_arguments().message_ttl.is_some() {
+            // What expired while the broker was down leaves as soon as the timers run: after
+            // recovery, when the dead-letter exchange and its bindings are back too.
+            let weak = Arc::downgrade(&queue);
+            let timers = &self.queue_env.timers;
+            timers.schedule(timers.now(), move || {
+                if let Some(queue) = weak.upgrade() {
+                    queue.expire();
+                }
+            });
+        }
         Some(queue)
     }
 

@@ -8,6 +8,7 @@ use smallvec::{smallvec, SmallVec};
 use tracing::{error, warn};
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
+use crate::clock::Timers;
 use crate::error::{resource, AmqpError, AmqpResult, ReplyCode};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind, Routed};
 use crate::message::Message;
@@ -16,7 +17,7 @@ use crate::names::server_generated_queue_name;
 use crate::persistence::{Persistence, VhostDef};
 use crate::publish::{CachedSource, Routes};
 use crate::queue::arguments::{check_equivalent, type_name};
-use crate::queue::{Queue, QueueArguments, QueueConfig, QueueType};
+use crate::queue::{Queue, QueueArguments, QueueConfig, QueueEnv, QueueType};
 use crate::ConnectionId;
 
 mod changes;
@@ -81,6 +82,8 @@ pub struct VHost {
     persistence: Option<Arc<Persistence>>,
     /// Orders and commits definition changes (see `metadata.rs` and `changes.rs`).
     metadata: Arc<Metadata>,
+    /// What its queues are given: the broker's timers, and this vhost for their dead letters.
+    pub(crate) queue_env: QueueEnv,
 }
 
 fn reserved_prefix(kind: &str, name: &ShortStr) -> AmqpError {
@@ -98,6 +101,23 @@ fn inequivalent(
     AmqpError::precondition_failed(format!(
         "inequivalent arg '{arg}' for {what}: received '{received}' but current is '{current}'"
     ))
+}
+
+/// Arguments RabbitMQ acts on that Warren does not act on yet: a new queue that asks for them is
+/// refused with 540 rather than declared without them (a priority queue that ignored
+/// priorities would be worse than none).
+fn refuse_unbuilt_features(args: &QueueArguments, what: &str) -> AmqpResult<()> {
+    let unbuilt = [
+        ("x-expires", args.expires.is_some()),
+        ("x-max-priority", args.max_priority.is_some_and(|p| p > 0)),
+        ("x-single-active-consumer", args.single_active_consumer),
+    ];
+    match unbuilt.iter().find(|(_, asked)| *asked) {
+        Some((arg, _)) => Err(AmqpError::not_implemented(format!(
+            "queue argument '{arg}' is not supported by this version of Warren yet ({what})"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// queue.declare's checks of a new queue's type and arguments, in RabbitMQ 3.10's order.
@@ -119,7 +139,7 @@ fn check_queue_type_and_arguments(
     let parsed = QueueArguments::parse(args, what)?;
     let queue_type = parsed.queue_type;
     if queue_type == QueueType::Classic {
-        return Ok(());
+        return refuse_unbuilt_features(&parsed, what);
     }
     let module = match queue_type {
         QueueType::Quorum => "rabbit_quorum_queue",
@@ -188,7 +208,7 @@ impl VHost {
             name: name.to_string(),
             ..VhostDef::default()
         };
-        Self::open(def, None, Metadata::new(None))
+        Self::open(def, None, Metadata::new(None), QueueEnv::detached().timers)
     }
 
     /// A vhost of a broker: its changes go through the broker's `metadata`.
@@ -196,6 +216,7 @@ impl VHost {
         definition: VhostDef,
         persistence: Option<Arc<Persistence>>,
         metadata: Arc<Metadata>,
+        timers: Arc<Timers>,
     ) -> Arc<VHost> {
         let mut exchanges = foldhash::HashMap::default();
         let standard = |kind| ExchangeConfig {
@@ -215,7 +236,7 @@ impl VHost {
                 Exchange::new((*n).into(), standard(*kind)),
             );
         }
-        Arc::new(VHost {
+        Arc::new_cyclic(|me| VHost {
             name: Arc::from(definition.name.as_str()),
             definition: RwLock::new(definition),
             exchanges: RwLock::new(exchanges),
@@ -223,6 +244,10 @@ impl VHost {
             queues: RwLock::new(foldhash::HashMap::default()),
             persistence,
             metadata,
+            queue_env: QueueEnv {
+                timers,
+                vhost: me.clone(),
+            },
         })
     }
 
@@ -743,6 +768,20 @@ impl VHost {
                 self.describe("exchange", exchange)
             )));
         }
+        self.route_from(source, message, out);
+        Ok(())
+    }
+
+    /// Routes from an exchange (internal ones too: dead letters may go through them), through
+    /// exchange-to-exchange bindings and alternate exchanges.
+    pub(crate) fn route_from(&self, source: Arc<Exchange>, message: &Message, out: &mut Routes) {
+        if source.name.is_empty() {
+            // The default exchange: every queue is bound by its own name.
+            if let Some(q) = self.queues.read().get(&message.routing_key) {
+                out.add(q.clone());
+            }
+            return;
+        }
         let mut pending = Routed::new();
         self.route_through(&source, message, &mut pending);
         let mut visited: SmallVec<[*const Exchange; 4]> = smallvec![Arc::as_ptr(&source)];
@@ -760,7 +799,6 @@ impl VHost {
                 }
             }
         }
-        Ok(())
     }
 
     /// The exchange a publish names, from the publisher's cache while no exchange of this vhost

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use warren_broker::auth::Access;
 use warren_broker::exchange::Exchange;
+use warren_broker::message::parse_expiration;
 use warren_broker::vhost::{ExchangeDeclare, DEFAULT_EXCHANGE_ALIAS};
 use warren_broker::{Broker, Message, Published, Routes, VHost};
 use warren_protocol::{BasicProperties, Bytes, BytesMut, ShortStr};
@@ -199,6 +200,11 @@ pub async fn route_message(
     properties: &BasicProperties,
     body: Bytes,
 ) -> ApiResult<bool> {
+    if let Some(expiration) = &properties.expiration {
+        parse_expiration(expiration).map_err(|term| {
+            ApiError::BadRequest(format!("invalid expiration '{expiration}': {term}"))
+        })?;
+    }
     let mut encoded = BytesMut::new();
     properties.encode(&mut encoded);
     let message = Message::new(exchange, routing_key, &encoded.freeze(), body);

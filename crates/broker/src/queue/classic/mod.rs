@@ -1,6 +1,9 @@
 //! The classic queue: today's one queue type. Ready messages in seq order with the head in RAM
 //! and the rest paged to the queue's log; consumers with credit; deliveries straight to the
-//! consumer's connection.
+//! consumer's connection. How messages die (TTL, length limits, rejection) and become dead
+//! letters is in `deaths.rs`.
+
+mod deaths;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -10,16 +13,20 @@ use parking_lot::Mutex;
 use tracing::{error, warn};
 use warren_store::{NewRecord, QueueLog, RecordMeta, Recovered};
 
+use super::arguments::Overflow;
 use super::consumer::Consumer;
 use super::{
     ConsumerSpec, Delivery, Enqueued, Outbound, Queue, QueueArguments, QueueBackend, QueueCounts,
     Queued, Settlement,
 };
+use crate::clock::{Millis, TimerId};
+use crate::dead_letter::{DeadLetter, DeathReason};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::persistence::Persistence;
 use crate::registry::now_millis;
 use crate::ConnectionId;
+use deaths::Clock;
 
 /// A queue keeps at most this many ready messages in RAM (and at most `RAM_HEAD_BYTES`); the
 /// rest wait in its log on disk and are read back as the head drains. This is what bounds
@@ -59,11 +66,27 @@ struct QueueState {
     delivered_before_restart: Option<u64>,
     /// The settings in effect: the declared arguments (policies will be merged in here).
     effective: QueueArguments,
+    /// Body bytes of the ready messages in RAM (`paged_bytes` counts those on disk): what
+    /// `x-max-length-bytes` limits.
+    ready_body_bytes: u64,
+    /// Some paged message may have an expiry (so the head on disk is worth reading for it).
+    paged_may_expire: bool,
+    /// Messages that died under the lock, published to the dead-letter exchange after it.
+    dead_letters: Vec<DeadLetter>,
+    /// Log records of messages that died under the lock, marked dead in one journal write.
+    dead_seqs: Vec<u64>,
+    /// The timer set for the head's expiry, and its deadline.
+    expiry_timer: Option<(Millis, TimerId)>,
+    /// Messages expired since the operation began (see `deaths::EXPIRY_BATCH`).
+    expired_in_pass: usize,
+    /// The seq of the message `enqueue` is offering to consumers (see `head_expired`).
+    being_enqueued: Option<u64>,
 }
 
 impl QueueState {
     fn push_ready(&mut self, item: Queued) {
         self.ready_bytes += item.message.size();
+        self.ready_body_bytes += item.message.body.len() as u64;
         self.ready.push_back(item);
     }
 
@@ -74,12 +97,14 @@ impl QueueState {
     fn pop_ready(&mut self) -> Option<Queued> {
         let item = self.ready.pop_front()?;
         self.ready_bytes -= item.message.size();
+        self.ready_body_bytes -= item.message.body.len() as u64;
         Some(item)
     }
 
     /// Puts a message back at its place by sequence number.
     fn requeue(&mut self, item: Queued) {
         self.ready_bytes += item.message.size();
+        self.ready_body_bytes += item.message.body.len() as u64;
         match self.ready.front() {
             None => self.ready.push_back(item),
             Some(front) if item.seq < front.seq => self.ready.push_front(item),
@@ -124,6 +149,8 @@ impl ClassicQueue {
             state.paged_bytes = recovered.bytes;
             state.next_seq = recovered.next_seq;
             state.delivered_before_restart = recovered.delivered;
+            // What the records say about expiry is learnt as they are read.
+            state.paged_may_expire = state.paged > 0;
         }
         ClassicQueue {
             persistence,
@@ -137,6 +164,7 @@ impl ClassicQueue {
         seq: u64,
         persistent: bool,
         message: &Message,
+        expires_at: Option<Millis>,
     ) -> std::io::Result<u64> {
         if st.log.is_none() {
             let p = self.persistence.as_ref().expect("paging needs persistence");
@@ -151,8 +179,8 @@ impl ClassicQueue {
             persistent,
             meta: RecordMeta {
                 enqueued_at: now_millis(),
-                // Per-message expiry and priority are for the queue features still to come.
-                expires_at: None,
+                expires_at,
+                // Priorities are for a queue feature still to come.
                 priority: 0,
             },
             context: &context,
@@ -196,7 +224,11 @@ impl ClassicQueue {
                 message: Arc::new(message),
                 redelivered,
                 logged: true,
+                expires_at: r.meta.expires_at,
             });
+        }
+        if st.paged == 0 {
+            st.paged_may_expire = false;
         }
     }
 
@@ -215,6 +247,7 @@ impl ClassicQueue {
 
     /// Hands ready messages to consumers while both exist and consumers have credit.
     fn dispatch(&self, q: &Arc<Queue>, st: &mut QueueState) {
+        let mut clock = Clock::new(q);
         while st.ready_count() > 0 {
             if st.ready.is_empty() {
                 self.page_in(q, st);
@@ -223,6 +256,13 @@ impl ClassicQueue {
                 }
             }
             let Some(i) = st.pick_consumer() else { return };
+            // An expired message is never delivered (RabbitMQ drops it at the head first).
+            if st.head_expired(&mut clock) {
+                if !self.drop_head(q, st, DeathReason::Expired) {
+                    return;
+                }
+                continue;
+            }
             st.cursor = (i + 1) % st.consumers.len();
             let bytes = st.ready.front().map_or(0, |q| q.message.size());
             if !st.consumers[i].acquire(bytes) {
@@ -328,6 +368,15 @@ impl QueueBackend for ClassicQueue {
         if st.deleted {
             return Enqueued::Accepted { ticket: 0 };
         }
+        if st.effective.overflow != Overflow::DropHead && st.would_overflow(&message) {
+            // reject-publish(-dlx): refused before any consumer sees it, even one waiting.
+            if st.effective.overflow == Overflow::RejectPublishDlx {
+                st.dead_letter(message, DeathReason::Maxlen);
+            }
+            self.finish(q, st);
+            return Enqueued::Rejected;
+        }
+        let expires_at = st.expiry_of(&message, q);
         // The seq is used up even if the append fails: part of the record may reach the file.
         let seq = st.next_seq;
         st.next_seq += 1;
@@ -352,7 +401,7 @@ impl QueueBackend for ClassicQueue {
             return Enqueued::Rejected;
         }
         if persist || to_disk {
-            match self.append(&mut st, seq, persist, &message) {
+            match self.append(&mut st, seq, persist, &message, expires_at) {
                 Ok(t) => {
                     ticket = t;
                     logged = true;
@@ -377,15 +426,22 @@ impl QueueBackend for ClassicQueue {
             }
             st.paged += 1;
             st.paged_bytes += message.body.len() as u64;
+            st.paged_may_expire |= expires_at.is_some();
         } else {
             st.push_ready(Queued {
                 seq,
                 message,
                 redelivered: false,
                 logged,
+                expires_at,
             });
         }
+        st.being_enqueued = expires_at.map(|_| seq);
         self.dispatch(q, &mut st);
+        st.being_enqueued = None;
+        // drop-head: consumers had their chance at the new message first.
+        self.enforce_max_length(q, &mut st);
+        self.finish(q, st);
         Enqueued::Accepted { ticket }
     }
 
@@ -393,6 +449,7 @@ impl QueueBackend for ClassicQueue {
     fn kick(&self, q: &Arc<Queue>) {
         let mut st = self.state.lock();
         self.dispatch(q, &mut st);
+        self.finish(q, st);
     }
 
     /// Adds a consumer; returns its id, used to settle its deliveries and to cancel it.
@@ -413,6 +470,7 @@ impl QueueBackend for ClassicQueue {
         st.next_consumer_id += 1;
         st.consumers.push(Consumer::new(id, spec));
         self.dispatch(q, &mut st);
+        self.finish(q, st);
         Ok(id)
     }
 
@@ -432,16 +490,41 @@ impl QueueBackend for ClassicQueue {
     }
 
     /// basic.get: the head message and how many remain ready.
-    fn get(&self, q: &Queue, no_ack: bool) -> Option<(Queued, u32)> {
-        let mut st = self.state.lock();
-        let item = self.take_ready(q, &mut st)?;
-        if !no_ack {
-            st.unacked += 1;
-        } else if item.logged {
-            self.kill_logged(q, &st, [item.seq]);
+    fn get(&self, q: &Arc<Queue>, no_ack: bool) -> Option<(Queued, u32)> {
+        let (got, mut st) = loop {
+            let mut st = self.state.lock();
+            let mut clock = Clock::new(q);
+            let mut busy = false;
+            let got = loop {
+                if st.ready.is_empty() && st.paged > 0 {
+                    self.page_in(q, &mut st);
+                }
+                if st.head_expired(&mut clock) {
+                    if self.drop_head(q, &mut st, DeathReason::Expired) {
+                        continue;
+                    }
+                    // A batch of dead letters is waiting: out with them, then go on.
+                    busy = true;
+                    break None;
+                }
+                break self.take_ready(q, &mut st);
+            };
+            if !busy {
+                break (got, st);
+            }
+            self.finish(q, st);
+        };
+        if let Some(item) = &got {
+            if !no_ack {
+                st.unacked += 1;
+            } else if item.logged {
+                st.dead_seqs.push(item.seq);
+            }
+            q.stats.delivered.fetch_add(1, Ordering::Relaxed);
         }
-        q.stats.delivered.fetch_add(1, Ordering::Relaxed);
-        Some((item, st.ready_count()))
+        let result = got.map(|item| (item, st.ready_count()));
+        self.finish(q, st);
+        result
     }
 
     /// Settles deliveries of this queue (one lock for a whole batch of acks), then delivers
@@ -474,6 +557,9 @@ impl QueueBackend for ClassicQueue {
                     if item.logged {
                         dead.push(item.seq);
                     }
+                    if how == Settlement::Discard && !st.deleted {
+                        st.dead_letter(item.message, DeathReason::Rejected);
+                    }
                 }
             }
         }
@@ -481,6 +567,7 @@ impl QueueBackend for ClassicQueue {
             self.kill_logged(q, &st, dead);
         }
         self.dispatch(q, &mut st);
+        self.finish(q, st);
     }
 
     /// Messages that were on their way to a connection that closed before writing them:
@@ -500,6 +587,7 @@ impl QueueBackend for ClassicQueue {
             st.requeue(item);
         }
         self.dispatch(q, &mut st);
+        self.finish(q, st);
     }
 
     /// `n` deliveries (`bytes` in all) of a consumer reached its socket: its window opens.
@@ -509,6 +597,7 @@ impl QueueBackend for ClassicQueue {
             c.sent(n, bytes);
         }
         self.dispatch(q, &mut st);
+        self.finish(q, st);
     }
 
     /// Drops every ready message; returns how many there were.
@@ -523,6 +612,7 @@ impl QueueBackend for ClassicQueue {
             .collect();
         st.ready.clear();
         st.ready_bytes = 0;
+        st.ready_body_bytes = 0;
         if !logged.is_empty() {
             self.kill_logged(q, &st, logged);
         }
@@ -536,6 +626,10 @@ impl QueueBackend for ClassicQueue {
             st.paged_bytes = 0;
         }
         n
+    }
+
+    fn expire(&self, q: &Arc<Queue>) {
+        self.expire_due(q);
     }
 
     /// Bytes of this queue's log on disk.
@@ -557,6 +651,10 @@ impl QueueBackend for ClassicQueue {
         let n = st.ready_count();
         st.ready.clear();
         st.ready_bytes = 0;
+        st.ready_body_bytes = 0;
+        st.dead_letters.clear();
+        // A pending expiry timer finds the queue deleted and does nothing.
+        st.expiry_timer = None;
         st.paged = 0;
         st.paged_bytes = 0;
         if let Some(log) = st.log.take() {

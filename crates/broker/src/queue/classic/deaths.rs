@@ -1,0 +1,200 @@
+//! How messages leave a classic queue other than by being consumed, as RabbitMQ 3.10's
+//! `rabbit_amqqueue_process` decides it: their TTL runs out at the head (`x-message-ttl`, the
+//! `expiration` property), the queue is over its length limit (`x-max-length`,
+//! `x-max-length-bytes`, `x-overflow`), or a consumer rejects them. Each death is a dead letter
+//! for the queue's `x-dead-letter-exchange` if it has one (`dead_letter.rs` writes `x-death`).
+//!
+//! Dead letters are collected under the queue's lock and published after it is released
+//! (`finish`): a dead-letter route may lead back to this very queue. Expiry looks at the head
+//! only, as RabbitMQ's does: a message behind one that does not expire waits for it, and
+//! counts as ready until then.
+
+use std::sync::Arc;
+
+use parking_lot::MutexGuard;
+
+use super::{ClassicQueue, QueueState};
+use crate::clock::{Millis, Timers};
+use crate::dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
+use crate::message::Message;
+use crate::queue::Queue;
+
+/// Expired messages removed under the lock in one go: the bound on how long a mass expiry
+/// holds the lock and on the dead letters it gathers in RAM (the rest continues on the timer).
+const EXPIRY_BATCH: usize = 4096;
+
+/// The broker clock, read at most once per operation and only if a message has an expiry.
+pub(super) struct Clock<'a> {
+    timers: &'a Timers,
+    now: Option<Millis>,
+}
+
+impl<'a> Clock<'a> {
+    pub(super) fn new(q: &'a Queue) -> Clock<'a> {
+        Clock {
+            timers: &q.env.timers,
+            now: None,
+        }
+    }
+
+    fn now(&mut self) -> Millis {
+        *self.now.get_or_insert_with(|| self.timers.now())
+    }
+}
+
+impl QueueState {
+    /// The head in RAM has expired. The message being enqueued is exempt while consumers
+    /// are offered it: RabbitMQ delivers even a TTL 0 message to a consumer that can take it
+    /// at once, and expires it only if none can.
+    pub(super) fn head_expired(&self, clock: &mut Clock) -> bool {
+        self.ready.front().is_some_and(|head| {
+            head.expires_at.is_some_and(|at| at <= clock.now())
+                && Some(head.seq) != self.being_enqueued
+        })
+    }
+
+    /// When a message enqueued now expires: the shorter of the queue's TTL and its own.
+    pub(super) fn expiry_of(&self, message: &Message, q: &Queue) -> Option<Millis> {
+        let ttl = match (self.effective.message_ttl, message.expiration) {
+            (None, None) => return None,
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(q.env.timers.now().saturating_add(ttl))
+    }
+
+    /// A publish of `message` would take the queue over a length limit (what `reject-publish`
+    /// refuses). Ready messages count, unacknowledged ones do not; bytes are body bytes.
+    pub(super) fn would_overflow(&self, message: &Message) -> bool {
+        let args = &self.effective;
+        args.max_length
+            .is_some_and(|max| u64::from(self.ready_count()) + 1 > max)
+            || args.max_length_bytes.is_some_and(|max| {
+                self.ready_body_bytes + self.paged_bytes + message.body.len() as u64 > max
+            })
+    }
+
+    fn over_limit(&self) -> bool {
+        let args = &self.effective;
+        args.max_length
+            .is_some_and(|max| u64::from(self.ready_count()) > max)
+            || args
+                .max_length_bytes
+                .is_some_and(|max| self.ready_body_bytes + self.paged_bytes > max)
+    }
+
+    /// `message` died: it becomes a dead letter if the queue has somewhere to send it.
+    pub(super) fn dead_letter(&mut self, message: Arc<Message>, reason: DeathReason) {
+        if self.effective.dead_letter_exchange.is_some() {
+            self.dead_letters.push(DeadLetter { message, reason });
+        }
+    }
+
+    fn dead_letter_target(&self) -> Option<DeadLetterTarget> {
+        Some(DeadLetterTarget {
+            exchange: self.effective.dead_letter_exchange.clone()?,
+            routing_key: self.effective.dead_letter_routing_key.clone(),
+        })
+    }
+}
+
+impl ClassicQueue {
+    /// Removes the head (reading it from disk if need be) because it died for `reason`.
+    /// False if there is none, or if this pass has expired a batch already (length limits are
+    /// enforced whole: they drop about one message per publish).
+    pub(super) fn drop_head(&self, q: &Queue, st: &mut QueueState, reason: DeathReason) -> bool {
+        if reason == DeathReason::Expired {
+            if st.expired_in_pass >= EXPIRY_BATCH {
+                return false;
+            }
+            st.expired_in_pass += 1;
+        }
+        if st.ready.is_empty() && st.paged > 0 {
+            self.page_in(q, st);
+        }
+        let Some(item) = st.pop_ready() else {
+            return false;
+        };
+        if item.logged {
+            st.dead_seqs.push(item.seq);
+        }
+        st.dead_letter(item.message, reason);
+        true
+    }
+
+    /// The head has expired, reading it from disk if it is there and may have an expiry.
+    fn head_expired(&self, q: &Queue, st: &mut QueueState, clock: &mut Clock) -> bool {
+        if st.ready.is_empty() && st.paged > 0 && st.paged_may_expire {
+            self.page_in(q, st);
+        }
+        st.head_expired(clock)
+    }
+
+    /// drop-head: what is over the limit leaves from the head, dead-lettered as `maxlen`.
+    pub(super) fn enforce_max_length(&self, q: &Queue, st: &mut QueueState) {
+        while st.over_limit() {
+            if !self.drop_head(q, st, DeathReason::Maxlen) {
+                break;
+            }
+        }
+    }
+
+    /// The end of every operation: expired messages leave the head, the journal hears of the
+    /// records that died, the timer is set for the next expiry, and, with the lock released,
+    /// the dead letters go to the dead-letter exchange.
+    pub(super) fn finish(&self, q: &Arc<Queue>, mut st: MutexGuard<QueueState>) {
+        let mut clock = Clock::new(q);
+        while self.head_expired(q, &mut st, &mut clock) {
+            if !self.drop_head(q, &mut st, DeathReason::Expired) {
+                break;
+            }
+        }
+        st.expired_in_pass = 0;
+        if !st.dead_seqs.is_empty() {
+            let seqs = std::mem::take(&mut st.dead_seqs);
+            self.kill_logged(q, &st, seqs);
+        }
+        self.arm_expiry_timer(q, &mut st);
+        if st.dead_letters.is_empty() {
+            return;
+        }
+        let letters = std::mem::take(&mut st.dead_letters);
+        let target = st.dead_letter_target();
+        drop(st);
+        if let (Some(target), Some(vhost)) = (target, q.env.vhost.upgrade()) {
+            vhost.publish_dead_letters(q, &target, letters);
+        }
+    }
+
+    /// Sets the timer for the head's expiry unless one is set for no later. A head that is
+    /// already due (a pass stopped at `EXPIRY_BATCH`) gets a timer due now: the timer
+    /// task runs it next, so a mass expiry proceeds in batches without holding the lock.
+    fn arm_expiry_timer(&self, q: &Arc<Queue>, st: &mut QueueState) {
+        let Some(due) = st.ready.front().and_then(|head| head.expires_at) else {
+            return;
+        };
+        if st.expiry_timer.is_some_and(|(at, _)| at <= due) {
+            return;
+        }
+        if let Some((_, old)) = st.expiry_timer.take() {
+            q.env.timers.cancel(old);
+        }
+        let queue = Arc::downgrade(q);
+        let id = q.env.timers.schedule(due, move || {
+            if let Some(queue) = queue.upgrade() {
+                queue.expire();
+            }
+        });
+        st.expiry_timer = Some((due, id));
+    }
+
+    /// The expiry timer fired: what is due leaves, a batch at a time.
+    pub(super) fn expire_due(&self, q: &Arc<Queue>) {
+        let mut st = self.state.lock();
+        st.expiry_timer = None;
+        if st.deleted {
+            return;
+        }
+        self.finish(q, st);
+    }
+}
