@@ -171,7 +171,18 @@ pub struct Queue {
     pub(crate) env: QueueEnv,
     /// A cycle of dead letters from this queue was logged (it is, once).
     pub(crate) cycle_reported: AtomicBool,
+    /// x-expires: the queue is deleted once unused (no consumers, no basic.get, no
+    /// redeclare) for this long.
+    expires: Option<Millis>,
+    /// When it was last used, and the deadline of the expiry timer set (if any).
+    lease: parking_lot::Mutex<Lease>,
     backend: Box<dyn QueueBackend>,
+}
+
+#[derive(Default)]
+struct Lease {
+    last_used: Millis,
+    timer_due: Option<Millis>,
 }
 
 impl Queue {
@@ -222,6 +233,7 @@ impl Queue {
         env: QueueEnv,
         backend: Box<dyn QueueBackend>,
     ) -> Arc<Queue> {
+        let expires = backend.effective_arguments().expires;
         Arc::new(Queue {
             name,
             vhost,
@@ -230,6 +242,8 @@ impl Queue {
             stats: QueueStats::default(),
             env,
             cycle_reported: AtomicBool::new(false),
+            expires,
+            lease: parking_lot::Mutex::new(Lease::default()),
             backend,
         })
     }
@@ -309,6 +323,7 @@ impl Queue {
 
     /// basic.get: the head message and how many remain ready.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Queued, u32)> {
+        self.mark_used();
         self.backend.get(self, no_ack)
     }
 
@@ -347,6 +362,52 @@ impl Queue {
     /// expiry calls it.
     pub fn expire(self: &Arc<Self>) {
         self.backend.expire(self)
+    }
+
+    /// The queue was used (declared, redeclared, read with basic.get, left by its last
+    /// consumer): an x-expires lease runs from now. Nothing for a queue without x-expires.
+    pub fn mark_used(self: &Arc<Self>) {
+        let Some(expires) = self.expires else { return };
+        let now = self.env.timers.now();
+        let mut lease = self.lease.lock();
+        lease.last_used = now;
+        self.arm_lease(&mut lease, now.saturating_add(expires));
+    }
+
+    /// Sets the expiry timer unless one is due no later (it re-arms itself when it fires
+    /// early).
+    fn arm_lease(self: &Arc<Self>, lease: &mut Lease, due: Millis) {
+        if lease.timer_due.is_some_and(|d| d <= due) {
+            return;
+        }
+        lease.timer_due = Some(due);
+        let queue = Arc::downgrade(self);
+        self.env.timers.schedule(due, move || {
+            let Some(queue) = queue.upgrade() else { return };
+            queue.lease.lock().timer_due = None;
+            if let Some(vhost) = queue.env.vhost.upgrade() {
+                vhost.expire_unused_queue(&queue);
+            }
+        });
+    }
+
+    /// Whether the x-expires period has run out unused; if not, and the queue has no
+    /// consumers, the timer is set for when it would.
+    pub(crate) fn expiry_due(self: &Arc<Self>) -> bool {
+        let Some(expires) = self.expires else {
+            return false;
+        };
+        if self.is_deleted() || self.counts().consumers > 0 {
+            // In use: the lease starts again when its last consumer goes.
+            return false;
+        }
+        let mut lease = self.lease.lock();
+        let due = lease.last_used.saturating_add(expires);
+        if self.env.timers.now() >= due {
+            return true;
+        }
+        self.arm_lease(&mut lease, due);
+        false
     }
 
     /// Writes buffered log records out (clean shutdown).

@@ -177,6 +177,8 @@ impl VHost {
             }
         };
         self.queues.write().insert(name, queue.clone());
+        // An x-expires lease starts when a queue is declared, and again at every start.
+        queue.mark_used();
         if queue.effective_arguments().message_ttl.is_some() {
             // What expired while the broker was down leaves as soon as the timers run: after
             // recovery, when the dead-letter exchange and its bindings are back too.

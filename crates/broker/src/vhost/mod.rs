@@ -107,11 +107,7 @@ fn inequivalent(
 /// refused with 540 rather than declared without them (a priority queue that ignored
 /// priorities would be worse than none).
 fn refuse_unbuilt_features(args: &QueueArguments, what: &str) -> AmqpResult<()> {
-    let unbuilt = [
-        ("x-expires", args.expires.is_some()),
-        ("x-max-priority", args.max_priority.is_some_and(|p| p > 0)),
-        ("x-single-active-consumer", args.single_active_consumer),
-    ];
+    let unbuilt = [("x-max-priority", args.max_priority.is_some_and(|p| p > 0))];
     match unbuilt.iter().find(|(_, asked)| *asked) {
         Some((arg, _)) => Err(AmqpError::not_implemented(format!(
             "queue argument '{arg}' is not supported by this version of Warren yet ({what})"
@@ -463,6 +459,8 @@ impl VHost {
                 &d.config.arguments,
                 &what,
             )?;
+            // A redeclare renews an x-expires lease.
+            existing.mark_used();
             let counts = existing.counts();
             return Ok(DeclaredQueue {
                 queue: existing,
@@ -598,6 +596,18 @@ impl VHost {
     pub fn cancel_consumer(&self, queue: &Arc<Queue>, consumer: u64) {
         let _order = self.metadata.lock();
         if queue.remove_consumer(consumer) {
+            self.remove_queue(queue);
+        } else if queue.counts().consumers == 0 {
+            // Unused from now: an x-expires lease starts.
+            queue.mark_used();
+        }
+    }
+
+    /// An x-expires timer fired: the queue goes if it is still this vhost's and has been
+    /// unused for its whole period (`Queue::expiry_due`), decided under the metadata lock.
+    pub(crate) fn expire_unused_queue(&self, queue: &Arc<Queue>) {
+        let _order = self.metadata.lock();
+        if queue.expiry_due() {
             self.remove_queue(queue);
         }
     }

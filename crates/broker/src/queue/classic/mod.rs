@@ -118,6 +118,11 @@ impl QueueState {
     /// The consumer to deliver to next: the highest priority among those with credit, and
     /// round-robin among equals.
     fn pick_consumer(&self) -> Option<usize> {
+        if self.effective.single_active_consumer {
+            // The earliest consumer still attached is the active one; the others wait for it
+            // to go (consumers are kept in the order they came).
+            return self.consumers.first().filter(|c| c.has_credit()).map(|_| 0);
+        }
         let n = self.consumers.len();
         let mut best: Option<(i32, usize)> = None;
         for k in 0..n {
