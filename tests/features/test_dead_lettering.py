@@ -7,10 +7,11 @@ import pika
 import pytest
 
 
-def wait_get(ch, queue, timeout=5.0):
+def wait_get(ch, queue, timeout=5.0, auto_ack=True):
+    """The next message of `queue`, polling with basic.get until one arrives."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        method, props, body = ch.basic_get(queue, auto_ack=True)
+        method, props, body = ch.basic_get(queue, auto_ack=auto_ack)
         if method:
             return method, props, body
         time.sleep(0.02)
@@ -112,7 +113,7 @@ def test_a_retry_loop_counts_each_death_and_keeps_the_latest_first(channel, name
                                             "x-dead-letter-routing-key": work})
     channel.basic_publish("", work, b"job")
     for attempt in (1, 2):
-        method, props, _ = wait_get_acked(channel, work)
+        method, props, _ = wait_get(channel, work, auto_ack=False)
         if attempt == 2:
             deaths = props.headers["x-death"]
             assert [(d["queue"], d["reason"], d["count"]) for d in deaths] == [
@@ -125,16 +126,6 @@ def test_a_retry_loop_counts_each_death_and_keeps_the_latest_first(channel, name
         (retry, "expired", 2), (work, "rejected", 2)]
     assert props.headers["x-first-death-queue"] == work
     assert props.headers["x-first-death-reason"] == "rejected"
-
-
-def wait_get_acked(ch, queue, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        method, props, body = ch.basic_get(queue, auto_ack=False)
-        if method:
-            return method, props, body
-        time.sleep(0.02)
-    raise AssertionError(f"nothing arrived in {queue} within {timeout}s")
 
 
 def test_an_expiry_cycle_without_a_rejection_is_dropped(channel, names):

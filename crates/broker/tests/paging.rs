@@ -7,35 +7,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use warren_broker::queue::RAM_HEAD_MESSAGES;
-use warren_broker::vhost::QueueDeclare;
 use warren_broker::{
-    Broker, BrokerConfig, ChannelOutbox, ConnectionId, ConsumerSpec, Message, Outbound, Queue,
-    QueueConfig, Settlement,
+    Broker, BrokerConfig, ChannelOutbox, ConsumerSpec, Message, Outbound, Queue, Settlement,
 };
 use warren_protocol::FieldTable;
 
-const CLIENT: ConnectionId = ConnectionId(1);
+#[path = "support/queues.rs"]
+mod queues;
+use queues::CLIENT;
+
 /// delivery_mode = 2, as encoded property flags and list.
 const PERSISTENT: &[u8] = &[0x10, 0x00, 2];
 
 fn durable_queue(broker: &Broker) -> Arc<Queue> {
-    let v = broker.vhost("/").unwrap();
-    v.declare_queue(
-        CLIENT,
-        QueueDeclare {
-            name: "long".into(),
-            server_named: false,
-            passive: false,
-            config: QueueConfig {
-                durable: true,
-                exclusive: false,
-                auto_delete: false,
-                arguments: FieldTable::new(),
-            },
-        },
-    )
-    .unwrap()
-    .queue
+    queues::declare(&broker.vhost("/").unwrap(), "long", true, FieldTable::new())
 }
 
 /// Consumes `n` messages with acks, checking they come in publish order from `first`.

@@ -8,31 +8,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use warren_broker::clock::ManualClock;
 use warren_broker::queue::RAM_HEAD_MESSAGES;
-use warren_broker::vhost::QueueDeclare;
-use warren_broker::{Broker, BrokerConfig, ConnectionId, Message, QueueConfig, Routes, VHost};
+use warren_broker::{Broker, BrokerConfig, Message, Routes, VHost};
 use warren_protocol::{FieldTable, FieldValue};
 
-const CLIENT: ConnectionId = ConnectionId(1);
+#[path = "support/queues.rs"]
+mod queues;
 /// delivery_mode = 2, as encoded property flags and list.
 const PERSISTENT: &[u8] = &[0x10, 0x00, 2];
 const START: u64 = 1_800_000_000_000;
 
 fn declare(v: &VHost, name: &str, arguments: FieldTable) {
-    v.declare_queue(
-        CLIENT,
-        QueueDeclare {
-            name: name.into(),
-            server_named: false,
-            passive: false,
-            config: QueueConfig {
-                durable: true,
-                exclusive: false,
-                auto_delete: false,
-                arguments,
-            },
-        },
-    )
-    .unwrap();
+    queues::declare(v, name, true, arguments);
 }
 
 /// "work" expires its messages after a second into "dead", through the default exchange.
@@ -59,6 +45,10 @@ fn ready(v: &VHost, queue: &str) -> u32 {
     v.queue(&queue.into()).unwrap().counts().ready
 }
 
+fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Arc<Broker> {
+    Broker::open_with_clock(BrokerConfig::default(), dir, clock.clone()).unwrap()
+}
+
 /// Fires due timers until none is left due (a mass expiry continues in batches).
 fn run_timers(broker: &Broker) {
     while broker.timers.fire_due() > 0 {}
@@ -68,8 +58,7 @@ fn run_timers(broker: &Broker) {
 fn messages_past_their_ttl_become_dead_letters_in_ram_and_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(START);
-    let broker =
-        Broker::open_with_clock(BrokerConfig::default(), dir.path(), clock.clone()).unwrap();
+    let broker = open(dir.path(), &clock);
     let v = broker.vhost("/").unwrap();
     topology(&v);
     // More than the RAM head holds: the rest is paged to the log with its deadline.
@@ -109,16 +98,14 @@ fn a_ttl_keeps_counting_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(START);
     {
-        let broker =
-            Broker::open_with_clock(BrokerConfig::default(), dir.path(), clock.clone()).unwrap();
+        let broker = open(dir.path(), &clock);
         let v = broker.vhost("/").unwrap();
         topology(&v);
         publish(&v, 10);
         broker.shutdown();
     }
     clock.advance(Duration::from_millis(600));
-    let broker =
-        Broker::open_with_clock(BrokerConfig::default(), dir.path(), clock.clone()).unwrap();
+    let broker = open(dir.path(), &clock);
     let v = broker.vhost("/").unwrap();
     run_timers(&broker);
     assert_eq!(
@@ -132,7 +119,7 @@ fn a_ttl_keeps_counting_across_a_restart() {
     // The dead letters themselves are durable and persistent: they survive the next restart.
     broker.shutdown();
     drop((v, broker));
-    let broker = Broker::open_with_clock(BrokerConfig::default(), dir.path(), clock).unwrap();
+    let broker = open(dir.path(), &clock);
     let v = broker.vhost("/").unwrap();
     assert_eq!(ready(&v, "dead"), 10);
 }

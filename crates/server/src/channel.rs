@@ -35,6 +35,8 @@ pub struct Ctx<'a> {
     pub vhost: &'a Arc<VHost>,
     pub access: &'a mut AccessCheck,
     pub out: &'a mut Writer,
+    /// The connection's clock in ticks (seconds), for the consumer timeout.
+    pub tick: u64,
 }
 
 struct ConsumerRef {
@@ -63,6 +65,8 @@ struct Unacked {
     /// None for basic.get deliveries, which take no prefetch credit.
     consumer: Option<u64>,
     item: Queued,
+    /// The connection's tick when it was delivered (the consumer timeout).
+    delivered_tick: u64,
 }
 
 /// Deliveries encoded this turn, per consumer. Once the connection's write completes, each
@@ -852,10 +856,16 @@ impl Channel {
                     queue,
                     consumer: None,
                     item,
+                    delivered_tick: ctx.tick,
                 },
             );
         }
         Ok(())
+    }
+
+    /// When the oldest unacknowledged delivery was made, in connection ticks.
+    pub fn oldest_unacked_tick(&self) -> Option<u64> {
+        self.unacked.oldest().map(|u| u.delivered_tick)
     }
 
     fn next_tag(&mut self) -> u64 {
@@ -866,7 +876,13 @@ impl Channel {
 
     /// Writes a delivery from a queue, or hands it back if its consumer is gone. What is
     /// written is noted in `written`, so that the queue hears when it reached the socket.
-    pub fn deliver(&mut self, d: Delivery, out: &mut Writer, written: &mut WrittenDeliveries) {
+    pub fn deliver(
+        &mut self,
+        d: Delivery,
+        tick: u64,
+        out: &mut Writer,
+        written: &mut WrittenDeliveries,
+    ) {
         let live = !self.closing
             && self
                 .consumers
@@ -910,6 +926,7 @@ impl Channel {
                 queue: d.queue,
                 consumer: Some(d.consumer_id),
                 item: d.item,
+                delivered_tick: tick,
             },
         );
     }

@@ -90,6 +90,8 @@ struct Connection {
     frame_max: u32,
     channel_max: u16,
     heartbeat: u16,
+    /// Seconds of the connection's life, counted by its ticker (the consumer timeout's clock).
+    ticks: u64,
     capabilities: ClientCapabilities,
     user: Option<User>,
     vhost: Option<Arc<VHost>>,
@@ -136,6 +138,7 @@ pub async fn run(
             frame_max: config.frame_max,
             channel_max: config.channel_max,
             heartbeat: 0,
+            ticks: 0,
             broker,
             config,
             phase: Phase::AwaitStartOk,
@@ -374,6 +377,8 @@ impl Connection {
 
     fn on_tick(&mut self, handshake_deadline: Instant) -> Result<(), Stop> {
         let now = Instant::now();
+        self.ticks += 1;
+        self.check_consumer_timeouts()?;
         match self.phase {
             Phase::AwaitStartOk | Phase::AwaitTuneOk | Phase::AwaitOpen
                 if now >= handshake_deadline =>
@@ -399,6 +404,41 @@ impl Connection {
             if now - self.last_sent >= interval / 2 && self.out.is_empty() {
                 self.out.heartbeat();
             }
+        }
+        Ok(())
+    }
+
+    /// RabbitMQ's consumer timeout: a channel whose oldest unacknowledged delivery has waited
+    /// longer than the limit is closed with 406, and its deliveries return to their queues.
+    /// Measured in ticks (seconds) so that delivering reads no clock.
+    fn check_consumer_timeouts(&mut self) -> Result<(), Stop> {
+        let Some(limit) = self.config.consumer_timeout else {
+            return Ok(());
+        };
+        let ticks = self.ticks;
+        let timed_out: Vec<u16> = self
+            .channels
+            .iter()
+            .filter(|(_, ch)| {
+                !ch.closing
+                    && ch
+                        .oldest_unacked_tick()
+                        .is_some_and(|t| u128::from(ticks - t) * 1000 > limit.as_millis())
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in timed_out {
+            warn!(
+                channel = id,
+                timeout_ms = limit.as_millis() as u64,
+                "a consumer timed out waiting for delivery acknowledgement"
+            );
+            let e = AmqpError::precondition_failed(format!(
+                "delivery acknowledgement on channel {id} timed out. Timeout value used: {} ms. \
+                 This timeout value can be configured, see consumers doc guide to learn more",
+                limit.as_millis()
+            ));
+            self.channel_error(id, e, 0, 0)?;
         }
         Ok(())
     }
@@ -706,6 +746,7 @@ impl Connection {
                     vhost: self.vhost.as_ref().expect("open"),
                     access: self.access.as_mut().expect("open"),
                     out: &mut self.out,
+                    tick: self.ticks,
                 };
                 let result = channel.handle(method, &mut ctx);
                 result.or_else(|e| self.channel_error(id, e, class_id, method_id))
@@ -734,6 +775,7 @@ impl Connection {
             vhost: self.vhost.as_ref().expect("open"),
             access: self.access.as_mut().expect("open"),
             out: &mut self.out,
+            tick: self.ticks,
         };
         let result = handle(channel, &mut ctx);
         // Content belongs to basic.publish: errors name it.
@@ -806,7 +848,7 @@ impl Connection {
     fn on_outbound(&mut self, event: Outbound) {
         match event {
             Outbound::Deliver(d) => match self.channels.get_mut(&d.channel) {
-                Some(channel) => channel.deliver(d, &mut self.out, &mut self.written),
+                Some(channel) => channel.deliver(d, self.ticks, &mut self.out, &mut self.written),
                 None => return_unsent(d),
             },
             Outbound::ConsumerCancelled {

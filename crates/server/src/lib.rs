@@ -28,6 +28,9 @@ pub struct ServerConfig {
     pub channel_max: u16,
     /// Time allowed from TCP accept to connection.open (RabbitMQ: 10 s).
     pub handshake_timeout: std::time::Duration,
+    /// A delivery left unacknowledged this long closes its channel with 406 (RabbitMQ's
+    /// `consumer_timeout`: 30 minutes). None: no limit.
+    pub consumer_timeout: Option<std::time::Duration>,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
             frame_max: 131_072,
             channel_max: 2047,
             handshake_timeout: std::time::Duration::from_secs(10),
+            consumer_timeout: Some(std::time::Duration::from_secs(30 * 60)),
         }
     }
 }

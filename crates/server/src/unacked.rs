@@ -36,6 +36,12 @@ impl<T> UnackedDeliveries<T> {
         self.live += 1;
     }
 
+    /// The delivery with the lowest tag (the oldest) still outstanding.
+    pub fn oldest(&self) -> Option<&T> {
+        // Holes at the front are dropped as they appear, so the front is an entry.
+        self.entries.front().and_then(|(_, e)| e.as_ref())
+    }
+
     fn position(&self, tag: u64) -> Option<usize> {
         let i = self.entries.partition_point(|&(t, _)| t < tag);
         self.entries

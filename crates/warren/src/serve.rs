@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Heartbeat interval offered to clients, in seconds (0 disables).
     #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,
+    /// A delivery not acknowledged within this many milliseconds closes its channel with 406
+    /// (RabbitMQ's consumer_timeout; default 30 minutes). 0 disables it.
+    #[arg(long, env = "WARREN_CONSUMER_TIMEOUT", default_value_t = 1_800_000)]
+    pub consumer_timeout: u64,
     /// Let the default user log in from any address, not only loopback.
     #[arg(long, env = "WARREN_ALLOW_REMOTE_GUEST")]
     pub allow_remote_guest: bool,
@@ -106,6 +110,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     );
     let server_config = ServerConfig {
         heartbeat: args.heartbeat,
+        consumer_timeout: (args.consumer_timeout > 0)
+            .then(|| std::time::Duration::from_millis(args.consumer_timeout)),
         ..ServerConfig::default()
     };
     let addr = SocketAddr::new(args.bind, args.amqp_port);

@@ -8,6 +8,7 @@ mod alarms;
 mod arguments;
 mod basic;
 mod confirms_tx_rpc;
+mod consumer_timeout;
 mod durability;
 mod errors;
 mod exchanges;
