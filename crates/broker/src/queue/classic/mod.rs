@@ -33,8 +33,14 @@ use deaths::Clock;
 /// memory by design: a few hundred bytes per message times this, per queue, and under memory
 /// pressure (half the memory limit) every queue pages new messages whatever its head holds.
 pub const RAM_HEAD_MESSAGES: usize = 65536;
-/// ... and at most this many bytes of them.
+/// ... and at most this many bytes of them, counting what each costs beyond its bytes
+/// (`MESSAGE_OVERHEAD`).
 pub const RAM_HEAD_BYTES: usize = 16 * 1024 * 1024;
+/// What a message in RAM costs beyond its names, properties and body: its `Queued` entry, the
+/// `Message` with its `Arc`, and the allocations' headers (about 200 bytes). Counted against
+/// `RAM_HEAD_BYTES`, so that a head of small messages with large headers (dead letters with
+/// `x-death`) is bounded by what it really takes.
+const MESSAGE_OVERHEAD: usize = 200;
 /// How much is read back from disk at a time.
 const PAGE_IN_MESSAGES: usize = 2048;
 const PAGE_IN_BYTES: usize = 4 * 1024 * 1024;
@@ -389,7 +395,7 @@ impl QueueBackend for ClassicQueue {
         let to_disk = self.persistence.is_some()
             && (st.paged > 0
                 || st.ready.len() >= RAM_HEAD_MESSAGES
-                || st.ready_bytes >= RAM_HEAD_BYTES
+                || st.ready_bytes + st.ready.len() * MESSAGE_OVERHEAD >= RAM_HEAD_BYTES
                 || self
                     .persistence
                     .as_ref()
