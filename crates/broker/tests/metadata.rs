@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use warren_broker::auth::Permissions;
 use warren_broker::vhost::{ExchangeDeclare, QueueDeclare};
-use warren_broker::{Broker, BrokerConfig, ConnectionId, QueueConfig, VHost};
+use warren_broker::{Broker, BrokerConfig, QueueConfig, VHost};
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
+#[path = "support/queues.rs"]
+mod queues;
 #[path = "support/small_disk.rs"]
 mod small_disk;
 
 use small_disk::SmallDisk;
 
-const CLIENT: ConnectionId = ConnectionId(1);
+use queues::CLIENT;
 
 fn open(dir: &Path) -> Arc<Broker> {
     Broker::open(BrokerConfig::default(), dir).unwrap()
@@ -32,21 +34,7 @@ fn exchange(v: &VHost, name: &str, durable: bool, auto_delete: bool) {
 }
 
 fn queue(v: &VHost, name: &str, durable: bool) {
-    v.declare_queue(
-        CLIENT,
-        QueueDeclare {
-            name: name.into(),
-            server_named: false,
-            passive: false,
-            config: QueueConfig {
-                durable,
-                exclusive: false,
-                auto_delete: false,
-                arguments: FieldTable::new(),
-            },
-        },
-    )
-    .unwrap();
+    queues::declare(v, name, durable, FieldTable::new());
 }
 
 fn bind(v: &VHost, queue: &str, exchange: &str, key: &str) {
