@@ -131,6 +131,33 @@ pub struct ConsumerSnapshot {
     pub prefetch_count: u32,
     pub exclusive: bool,
     pub arguments: FieldTable,
+    pub activity: ConsumerActivity,
+}
+
+/// Whether a consumer is delivered to, as the management API's `activity_status` says it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConsumerActivity {
+    /// An ordinary consumer.
+    #[default]
+    Up,
+    /// The active consumer of a single-active-consumer queue.
+    SingleActive,
+    /// A consumer of a single-active-consumer queue waiting for the active one to go.
+    Waiting,
+}
+
+impl ConsumerActivity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerActivity::Up => "up",
+            ConsumerActivity::SingleActive => "single_active",
+            ConsumerActivity::Waiting => "waiting",
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        self != ConsumerActivity::Waiting
+    }
 }
 
 /// One channel's state, answered by its connection on request.

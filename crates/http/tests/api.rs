@@ -225,6 +225,12 @@ impl Raw {
         )
         .await;
         assert!(matches!(self.recv().await, Method::QueueDeclareOk(_)));
+        self.subscribe(queue, tag).await;
+    }
+
+    /// Consumes from `queue` (which exists) on channel 1, opened already, with prefetch 7.
+    async fn subscribe(&mut self, queue: &str, tag: &str) {
+        use warren_protocol::*;
         self.send_on(
             1,
             Method::BasicQos(BasicQos {
@@ -940,6 +946,77 @@ fn connections_channels_consumers_and_forced_close() {
     let o = h.get("/api/overview").json();
     assert_eq!(o["object_totals"]["connections"], 0);
     assert!(o["churn_rates"]["connection_closed"].as_u64().unwrap() >= 2);
+}
+
+/// Consumers of a single-active-consumer queue show which one is delivered to, with
+/// RabbitMQ's `active` and `activity_status`; the next takes over when the active one goes.
+#[test]
+fn single_active_consumers_show_which_one_is_active() {
+    use warren_broker::vhost::QueueDeclare;
+    use warren_broker::{ConnectionId, QueueConfig};
+    let h = start();
+    let mut arguments = warren_protocol::FieldTable::new();
+    arguments.insert("x-single-active-consumer", true);
+    h.broker
+        .vhost("/")
+        .unwrap()
+        .declare_queue(
+            ConnectionId(0),
+            QueueDeclare {
+                name: "sac".into(),
+                server_named: false,
+                passive: false,
+                config: QueueConfig {
+                    durable: false,
+                    exclusive: false,
+                    auto_delete: false,
+                    arguments,
+                },
+            },
+        )
+        .unwrap();
+    let open_and_subscribe = |tag: &'static str| {
+        h.rt.block_on(async {
+            use warren_protocol::*;
+            let mut raw = Raw::open(h.amqp_port, "/").await;
+            raw.send_on(1, Method::ChannelOpen(ChannelOpen::default()))
+                .await;
+            assert!(matches!(raw.recv().await, Method::ChannelOpenOk(_)));
+            raw.subscribe("sac", tag).await;
+            raw
+        })
+    };
+    let first = open_and_subscribe("first");
+    let _second = open_and_subscribe("second");
+    let status = |h: &Harness| -> Vec<(String, bool, String)> {
+        let mut all: Vec<_> = h
+            .get("/api/consumers")
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["consumer_tag"].as_str().unwrap().to_string(),
+                    c["active"].as_bool().unwrap(),
+                    c["activity_status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(
+        status(&h),
+        [
+            ("first".into(), true, "single_active".into()),
+            ("second".into(), false, "waiting".into())
+        ]
+    );
+    drop(first);
+    eventually("the second consumer takes over", || {
+        status(&h) == [("second".into(), true, "single_active".into())]
+    });
 }
 
 #[test]

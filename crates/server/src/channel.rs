@@ -192,6 +192,7 @@ impl Channel {
                     prefetch_count: c.prefetch,
                     exclusive: c.exclusive,
                     arguments: c.arguments.clone(),
+                    activity: c.queue.consumer_activity(c.id),
                 })
                 .collect(),
             published: self.counters.published,

@@ -35,6 +35,7 @@ use crate::clock::{Millis, SystemClock, Timers};
 use crate::error::{resource, AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::persistence::Persistence;
+use crate::registry::ConsumerActivity;
 use crate::vhost::VHost;
 use crate::ConnectionId;
 
@@ -133,6 +134,8 @@ pub trait QueueBackend: Send + Sync {
     fn add_consumer(&self, q: &Arc<Queue>, spec: ConsumerSpec) -> AmqpResult<u64>;
     /// Removes a consumer; true if the queue is now unused and auto-delete.
     fn remove_consumer(&self, q: &Queue, id: u64) -> bool;
+    /// Whether the consumer is delivered to (single active consumer), for the management API.
+    fn consumer_activity(&self, id: u64) -> ConsumerActivity;
     /// Delivers again what credit allows (credit was returned elsewhere).
     fn kick(&self, q: &Arc<Queue>);
     /// basic.get: the head message and how many remain ready.
@@ -313,6 +316,11 @@ impl Queue {
     /// Adds a consumer; returns its id, used to settle its deliveries and to cancel it.
     pub fn add_consumer(self: &Arc<Self>, spec: ConsumerSpec) -> AmqpResult<u64> {
         self.backend.add_consumer(self, spec)
+    }
+
+    /// Whether the consumer is delivered to, as the management API shows it.
+    pub fn consumer_activity(&self, id: u64) -> ConsumerActivity {
+        self.backend.consumer_activity(id)
     }
 
     /// Removes a consumer. Returns whether the queue is now unused and auto-delete: then

@@ -346,8 +346,8 @@ pub fn consumer_json(
         "prefetch_count": k.prefetch_count,
         "exclusive": k.exclusive,
         "arguments": table_to_json(&k.arguments),
-        "active": true,
-        "activity_status": "up",
+        "active": k.activity.is_active(),
+        "activity_status": k.activity.as_str(),
     })
 }
 

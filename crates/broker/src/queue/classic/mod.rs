@@ -24,7 +24,7 @@ use crate::dead_letter::{DeadLetter, DeathReason};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::persistence::Persistence;
-use crate::registry::now_millis;
+use crate::registry::{now_millis, ConsumerActivity};
 use crate::ConnectionId;
 use deaths::Clock;
 
@@ -498,6 +498,18 @@ impl QueueBackend for ClassicQueue {
             st.cursor %= st.consumers.len();
         }
         q.config.auto_delete && st.consumers.is_empty() && !st.deleted
+    }
+
+    fn consumer_activity(&self, id: u64) -> ConsumerActivity {
+        let st = self.state.lock();
+        if !st.effective.single_active_consumer {
+            return ConsumerActivity::Up;
+        }
+        // The earliest attached is the active one (see `pick_consumer`).
+        match st.consumers.first() {
+            Some(c) if c.id == id => ConsumerActivity::SingleActive,
+            _ => ConsumerActivity::Waiting,
+        }
     }
 
     /// basic.get: the head message and how many remain ready.
