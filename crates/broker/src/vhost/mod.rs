@@ -764,13 +764,6 @@ impl VHost {
         message: &Message,
         out: &mut Routes,
     ) -> AmqpResult<()> {
-        if exchange.is_empty() {
-            // The default exchange: every queue is bound by its own name.
-            if let Some(q) = self.queues.read().get(&message.routing_key) {
-                out.add(q.clone());
-            }
-            return Ok(());
-        }
         let source = self.source_exchange(exchange, out)?;
         if source.config.internal {
             return Err(AmqpError::access_refused(format!(
@@ -782,8 +775,9 @@ impl VHost {
         Ok(())
     }
 
-    /// Routes from an exchange (internal ones too: dead letters may go through them), through
-    /// exchange-to-exchange bindings and alternate exchanges.
+    /// Routes from an exchange (internal ones too: dead letters may go through them; the
+    /// default one by queue name), through exchange-to-exchange bindings and alternate
+    /// exchanges.
     pub(crate) fn route_from(&self, source: Arc<Exchange>, message: &Message, out: &mut Routes) {
         if source.name.is_empty() {
             // The default exchange: every queue is bound by its own name.
