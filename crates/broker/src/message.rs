@@ -197,25 +197,42 @@ pub fn parse_expiration(value: &ShortStr) -> Result<u64, String> {
 /// Properties are encoded in flag order; delivery_mode (flag bit 12) comes after content-type
 /// (15), content-encoding (14) and headers (13), so only those need skipping.
 pub fn delivery_mode(properties: &[u8]) -> Option<u8> {
+    octet_property(properties, 12)
+}
+
+/// The `priority` property, read like `delivery_mode` (it is the field after it).
+pub fn priority_property(properties: &[u8]) -> Option<u8> {
+    octet_property(properties, 11)
+}
+
+/// The octet property behind flag `bit` (12: delivery-mode, 11: priority), found by skipping
+/// the fields before it without decoding them.
+fn octet_property(properties: &[u8], bit: u16) -> Option<u8> {
     let flags = u16::from_be_bytes([*properties.first()?, *properties.get(1)?]);
-    if flags & (1 << 12) == 0 {
+    if flags & (1 << bit) == 0 {
         return None;
     }
     let mut at = 2usize;
     // A continuation flag word would shift everything; basic never uses one, but be correct.
     if flags & 1 != 0 {
-        return BasicProperties::decode(&mut Bytes::copy_from_slice(properties))
-            .ok()?
-            .delivery_mode;
+        let decoded = BasicProperties::decode(&mut Bytes::copy_from_slice(properties)).ok()?;
+        return if bit == 12 {
+            decoded.delivery_mode
+        } else {
+            decoded.priority
+        };
     }
-    for bit in [15u16, 14] {
-        if flags & (1 << bit) != 0 {
+    for short_string in [15u16, 14] {
+        if flags & (1 << short_string) != 0 {
             at += 1 + *properties.get(at)? as usize;
         }
     }
     if flags & (1 << 13) != 0 {
         let len = u32::from_be_bytes(properties.get(at..at + 4)?.try_into().ok()?) as usize;
         at += 4 + len;
+    }
+    if bit == 11 && flags & (1 << 12) != 0 {
+        at += 1;
     }
     properties.get(at).copied()
 }
@@ -244,6 +261,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(delivery_mode(&encode(&p)), Some(2));
+        assert_eq!(priority_property(&encode(&p)), Some(3));
+        let alone = BasicProperties {
+            priority: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(priority_property(&encode(&alone)), Some(7));
+        assert_eq!(delivery_mode(&encode(&alone)), None);
+        assert_eq!(
+            priority_property(&encode(&BasicProperties::default())),
+            None
+        );
         assert_eq!(delivery_mode(&encode(&BasicProperties::default())), None);
         assert_eq!(
             delivery_mode(&[0x10]),

@@ -246,14 +246,28 @@ impl Persistence {
         self.data_dir.join("queues").join(hex)
     }
 
-    /// A durable queue's log, recovered; one written by a release before store format 2 is
-    /// migrated first.
-    pub fn open_queue_log(&self, vhost: &str, name: &[u8]) -> io::Result<(QueueLog, Recovered)> {
-        QueueLog::open_migrating(
-            &self.queue_dir(vhost, name),
+    /// A durable queue's logs, recovered: one per priority level (`levels`, 1 unless the queue
+    /// has `x-max-priority`), the lowest in the queue's directory and each higher one in a
+    /// `priority-N` directory inside it (so removing the queue's directory removes them all).
+    /// A log written by a release before store format 2 is migrated first.
+    pub fn open_queue_logs(
+        &self,
+        vhost: &str,
+        name: &[u8],
+        levels: usize,
+    ) -> io::Result<Vec<(QueueLog, Recovered)>> {
+        let dir = self.queue_dir(vhost, name);
+        let mut logs = Vec::with_capacity(levels);
+        logs.push(QueueLog::open_migrating(
+            &dir,
             self.syncer.clone(),
             &crate::message::Message::split_format1,
-        )
+        )?);
+        for level in 1..levels {
+            let lane_dir = dir.join(format!("priority-{level}"));
+            logs.push(QueueLog::open(&lane_dir, true, self.syncer.clone())?);
+        }
+        Ok(logs)
     }
 
     /// A fresh paging log for a transient queue that outgrew its RAM allowance.

@@ -38,21 +38,9 @@ const EXPECTATIONS: &str = include_str!("fixtures/rabbitmq-3.10-expectations.jso
 /// How long any one expected reply may take (generous: the machine is shared).
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Queue arguments Warren refuses until it acts on them (540 NOT_IMPLEMENTED): priority queues.
-const UNBUILT_ARGUMENTS: &[&str] = &["x-max-priority"];
-
-/// The fixture as Warren can import it today: RabbitMQ's export without the arguments of
-/// features not built yet (`importing_unbuilt_features_is_refused_not_ignored` covers those).
+/// RabbitMQ's export, as a JSON value.
 fn definitions() -> Value {
-    let mut defs: Value = serde_json::from_str(DEFINITIONS).expect("the fixture is JSON");
-    for queue in defs["queues"].as_array_mut().into_iter().flatten() {
-        if let Some(args) = queue["arguments"].as_object_mut() {
-            for key in UNBUILT_ARGUMENTS {
-                args.remove(*key);
-            }
-        }
-    }
-    defs
+    serde_json::from_str(DEFINITIONS).expect("the fixture is JSON")
 }
 
 fn importable() -> String {
@@ -428,24 +416,6 @@ fn definitions_import_and_export_back_unchanged() {
     assert_eq!(
         fields(&again, "bindings", &binding),
         fields(&theirs, "bindings", &binding)
-    );
-}
-
-/// A priority queue in the export is refused, with a reason naming the argument, rather than
-/// imported as a queue that would ignore priorities.
-#[test]
-fn importing_unbuilt_features_is_refused_not_ignored() {
-    let node = start();
-    let (status, body) = node.call(
-        "POST",
-        "/api/definitions",
-        ("guest", "guest"),
-        Some(DEFINITIONS),
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body.contains("NOT_IMPLEMENTED") && body.contains("x-max-priority"),
-        "{body}"
     );
 }
 

@@ -449,6 +449,12 @@ impl QueueArguments {
         }
     }
 
+    /// How many priority levels the queue keeps: `x-max-priority` + 1, or 1 without it
+    /// (RabbitMQ treats `x-max-priority` 0 as a priority queue of one level, which is the same).
+    pub fn priority_levels(&self) -> usize {
+        self.max_priority.map_or(1, |max| usize::from(max) + 1)
+    }
+
     /// Arguments read back from a definition stored by this or an earlier release. They were
     /// validated when the queue was declared; whatever no longer parses is taken leniently.
     pub fn recovered(table: &FieldTable, queue: &str) -> QueueArguments {

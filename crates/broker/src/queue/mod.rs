@@ -50,6 +50,9 @@ pub struct Queued {
     /// When its TTL runs out (broker time), if it has one: the queue's `x-message-ttl` or
     /// its own `expiration`, whichever is shorter, from when it was enqueued.
     pub expires_at: Option<Millis>,
+    /// Its priority level in this queue: its `priority` property capped at the queue's
+    /// `x-max-priority` (0 in a queue without). A requeued message goes back to this level.
+    pub priority: u8,
 }
 
 /// What a queue needs from the broker around it: the timers its TTLs run on, and the vhost its
@@ -198,12 +201,13 @@ impl Queue {
     ) -> Arc<Queue> {
         let effective =
             QueueArguments::recovered(&config.arguments, &resource("queue", &name, &vhost));
-        let backend = Box::new(classic::ClassicQueue::new(effective, None, None));
+        let backend = Box::new(classic::ClassicQueue::new(effective, None, Vec::new()));
         Self::with_backend(name, vhost, config, owner, QueueEnv::detached(), backend)
     }
 
-    /// A queue of the type its arguments name, with its storage: a durable queue its log
-    /// (recovered), others one only if they have to page out. Only classic queues exist yet:
+    /// A queue of the type its arguments name, with its storage: a durable queue its logs
+    /// (recovered, one per priority level: `Persistence::open_queue_logs`), others one only
+    /// if they have to page out. Only classic queues exist yet:
     /// the other types are refused (declare refuses them earlier, with RabbitMQ's checks).
     pub fn open(
         name: ShortStr,
@@ -212,12 +216,14 @@ impl Queue {
         owner: Option<ConnectionId>,
         env: QueueEnv,
         persistence: Option<Arc<Persistence>>,
-        log: Option<(QueueLog, Recovered)>,
+        logs: Vec<(QueueLog, Recovered)>,
     ) -> AmqpResult<Arc<Queue>> {
         let what = resource("queue", &name, &vhost);
         let effective = QueueArguments::recovered(&config.arguments, &what);
         let backend: Box<dyn QueueBackend> = match effective.queue_type {
-            QueueType::Classic => Box::new(classic::ClassicQueue::new(effective, persistence, log)),
+            QueueType::Classic => {
+                Box::new(classic::ClassicQueue::new(effective, persistence, logs))
+            }
             other => {
                 return Err(AmqpError::not_implemented(format!(
                     "queues of type '{}' are not available in this version of Warren ({what})",

@@ -13,7 +13,7 @@ use super::{destination_is_durable, queue_is_durable, VHost};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind};
 use crate::metadata::Command;
 use crate::persistence::{self, BindingDef, ExchangeDef, NameDef, QueueDef};
-use crate::queue::{Queue, QueueConfig};
+use crate::queue::{Queue, QueueArguments, QueueConfig};
 use crate::ConnectionId;
 
 impl VHost {
@@ -82,20 +82,26 @@ impl VHost {
                 }
             }
             Command::DeclareQueue(def) => {
-                let log = match (&self.persistence, def.durable) {
+                let logs = match (&self.persistence, def.durable) {
                     (Some(p), true) => match def.name.to_short_str() {
-                        Some(name) => match p.open_queue_log(&self.name, name.as_bytes()) {
-                            Ok(log) => Some(log),
-                            Err(e) => {
-                                error!(queue = %name, error = %e, "cannot open the queue's log; queue skipped");
-                                return;
+                        Some(name) => {
+                            let arguments = persistence::decode_table(&def.arguments);
+                            let what = crate::error::resource("queue", &name, &self.name);
+                            let levels =
+                                QueueArguments::recovered(&arguments, &what).priority_levels();
+                            match p.open_queue_logs(&self.name, name.as_bytes(), levels) {
+                                Ok(logs) => logs,
+                                Err(e) => {
+                                    error!(queue = %name, error = %e, "cannot open the queue's log; queue skipped");
+                                    return;
+                                }
                             }
-                        },
-                        None => None,
+                        }
+                        None => Vec::new(),
                     },
-                    _ => None,
+                    _ => Vec::new(),
                 };
-                self.install_queue(def, log);
+                self.install_queue(def, logs);
             }
             Command::DeleteQueue { name, .. } => {
                 let removed = name
@@ -147,7 +153,7 @@ impl VHost {
     pub(super) fn install_queue(
         &self,
         def: &QueueDef,
-        log: Option<(QueueLog, Recovered)>,
+        logs: Vec<(QueueLog, Recovered)>,
     ) -> Option<Arc<Queue>> {
         let Some(name) = def.name.to_short_str() else {
             warn!(queue = ?def.name, "queue with an undecodable name skipped");
@@ -167,7 +173,7 @@ impl VHost {
             owner,
             self.queue_env.clone(),
             self.persistence.clone(),
-            log,
+            logs,
         );
         let queue = match opened {
             Ok(queue) => queue,

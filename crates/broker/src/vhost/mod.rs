@@ -103,19 +103,6 @@ fn inequivalent(
     ))
 }
 
-/// Arguments RabbitMQ acts on that Warren does not act on yet: a new queue that asks for them is
-/// refused with 540 rather than declared without them (a priority queue that ignored
-/// priorities would be worse than none).
-fn refuse_unbuilt_features(args: &QueueArguments, what: &str) -> AmqpResult<()> {
-    let unbuilt = [("x-max-priority", args.max_priority.is_some_and(|p| p > 0))];
-    match unbuilt.iter().find(|(_, asked)| *asked) {
-        Some((arg, _)) => Err(AmqpError::not_implemented(format!(
-            "queue argument '{arg}' is not supported by this version of Warren yet ({what})"
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// queue.declare's checks of a new queue's type and arguments, in RabbitMQ 3.10's order.
 fn check_queue_type_and_arguments(
     config: &QueueConfig,
@@ -135,7 +122,7 @@ fn check_queue_type_and_arguments(
     let parsed = QueueArguments::parse(args, what)?;
     let queue_type = parsed.queue_type;
     if queue_type == QueueType::Classic {
-        return refuse_unbuilt_features(&parsed, what);
+        return Ok(());
     }
     let module = match queue_type {
         QueueType::Quorum => "rabbit_quorum_queue",
@@ -477,29 +464,30 @@ impl VHost {
             error!(queue = %name, error = %e, "cannot store a new queue");
             not_stored(&what, e)
         };
-        let log = match (&self.persistence, def.durable) {
+        let logs = match (&self.persistence, def.durable) {
             (Some(p), true) => {
                 // A fresh queue starts from nothing, whatever a deleted namesake left behind.
                 let dir = p.queue_dir(&self.name, name.as_bytes());
                 if dir.exists() {
                     let _ = std::fs::remove_dir_all(&dir);
                 }
-                Some(
-                    p.open_queue_log(&self.name, name.as_bytes())
-                        .map_err(storage_error)?,
-                )
+                let levels =
+                    QueueArguments::recovered(&d.config.arguments, &what).priority_levels();
+                p.open_queue_logs(&self.name, name.as_bytes(), levels)
+                    .map_err(storage_error)?
             }
-            _ => None,
+            _ => Vec::new(),
         };
         // The definition is on disk before the queue exists for anyone, and before declare-ok.
         if let Err(e) = self.metadata.commit(&[Command::DeclareQueue(def.clone())]) {
-            if let Some((log, _)) = log {
+            // The higher levels' logs are inside the lowest's directory: they go first.
+            for (log, _) in logs.iter().rev() {
                 log.destroy();
             }
             return Err(storage_error(e));
         }
         let queue = self
-            .install_queue(&def, log)
+            .install_queue(&def, logs)
             .ok_or_else(|| internal_error(format!("{what} not installed")))?;
         // Every queue is bound to the default exchange by its name; that binding is implicit
         // (routing looks the name up), as in RabbitMQ where it cannot be removed either.
@@ -531,7 +519,7 @@ impl VHost {
         self.metadata
             .commit(&[Command::DeclareQueue(def.clone())])
             .map_err(|e| not_stored(&self.describe("queue", &name), e))?;
-        self.install_queue(&def, None)
+        self.install_queue(&def, Vec::new())
             .ok_or_else(|| internal_error(format!("queue {name} not installed")))
     }
 

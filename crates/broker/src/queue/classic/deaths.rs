@@ -7,7 +7,9 @@
 //! Dead letters are collected under the queue's lock and published after it is released
 //! (`finish`): a dead-letter route may lead back to this very queue. Expiry looks at the head
 //! only, as RabbitMQ's does: a message behind one that does not expire waits for it, and
-//! counts as ready until then.
+//! counts as ready until then. In a priority queue the head is the next message out, so an
+//! expired message of a low level waits while a higher level holds a live one
+//! (`rabbit_priority_queue:dropwhile` goes through the levels the same way).
 
 use std::sync::Arc;
 
@@ -43,11 +45,11 @@ impl<'a> Clock<'a> {
 }
 
 impl QueueState {
-    /// The head in RAM has expired. The message being enqueued is exempt while consumers
-    /// are offered it: RabbitMQ delivers even a TTL 0 message to a consumer that can take it
-    /// at once, and expires it only if none can.
-    pub(super) fn head_expired(&self, clock: &mut Clock) -> bool {
-        self.ready.front().is_some_and(|head| {
+    /// The head in RAM of `lane` has expired. The message being enqueued is exempt while
+    /// consumers are offered it: RabbitMQ delivers even a TTL 0 message to a consumer that can
+    /// take it at once, and expires it only if none can.
+    pub(super) fn head_expired(&self, lane: usize, clock: &mut Clock) -> bool {
+        self.lanes[lane].ready.front().is_some_and(|head| {
             head.expires_at.is_some_and(|at| at <= clock.now())
                 && Some(head.seq) != self.being_enqueued
         })
@@ -69,9 +71,9 @@ impl QueueState {
         let args = &self.effective;
         args.max_length
             .is_some_and(|max| u64::from(self.ready_count()) + 1 > max)
-            || args.max_length_bytes.is_some_and(|max| {
-                self.ready_body_bytes + self.paged_bytes + message.body.len() as u64 > max
-            })
+            || args
+                .max_length_bytes
+                .is_some_and(|max| self.ready_body_bytes() + message.body.len() as u64 > max)
     }
 
     fn over_limit(&self) -> bool {
@@ -80,7 +82,7 @@ impl QueueState {
             .is_some_and(|max| u64::from(self.ready_count()) > max)
             || args
                 .max_length_bytes
-                .is_some_and(|max| self.ready_body_bytes + self.paged_bytes > max)
+                .is_some_and(|max| self.ready_body_bytes() > max)
     }
 
     /// `message` died: it becomes a dead letter if the queue has somewhere to send it.
@@ -99,43 +101,60 @@ impl QueueState {
 }
 
 impl ClassicQueue {
-    /// Removes the head (reading it from disk if need be) because it died for `reason`.
-    /// False if there is none, or if this pass has expired a batch already (length limits are
-    /// enforced whole: they drop about one message per publish).
-    pub(super) fn drop_head(&self, q: &Queue, st: &mut QueueState, reason: DeathReason) -> bool {
+    /// Removes the head of `lane` (reading it from disk if need be) because it died for
+    /// `reason`. False if there is none, or if this pass has expired a batch already (length
+    /// limits are enforced whole: they drop about one message per publish).
+    pub(super) fn drop_head(
+        &self,
+        q: &Queue,
+        st: &mut QueueState,
+        lane: usize,
+        reason: DeathReason,
+    ) -> bool {
         if reason == DeathReason::Expired {
             if st.expired_in_pass >= EXPIRY_BATCH {
                 return false;
             }
             st.expired_in_pass += 1;
         }
-        if st.ready.is_empty() && st.paged > 0 {
-            self.page_in(q, st);
+        let l = &mut st.lanes[lane];
+        if l.ready.is_empty() && l.paged > 0 {
+            l.page_in(&q.name, lane as u8);
         }
-        let Some(item) = st.pop_ready() else {
+        let Some(item) = l.pop() else {
             return false;
         };
         if item.logged {
-            st.dead_seqs.push(item.seq);
+            l.dead_seqs.push(item.seq);
         }
         st.dead_letter(item.message, reason);
         true
     }
 
-    /// The head has expired, reading it from disk if it is there and may have an expiry.
-    fn head_expired(&self, q: &Queue, st: &mut QueueState, clock: &mut Clock) -> bool {
-        if st.ready.is_empty() && st.paged > 0 && st.paged_may_expire {
-            self.page_in(q, st);
+    /// The head of `lane` has expired, reading it from disk if it is there and may have an
+    /// expiry.
+    pub(super) fn head_expired(
+        &self,
+        q: &Queue,
+        st: &mut QueueState,
+        lane: usize,
+        clock: &mut Clock,
+    ) -> bool {
+        let l = &mut st.lanes[lane];
+        if l.ready.is_empty() && l.paged > 0 && l.paged_may_expire {
+            l.page_in(&q.name, lane as u8);
         }
-        st.head_expired(clock)
+        st.head_expired(lane, clock)
     }
 
-    /// drop-head: what is over the limit leaves from the head, dead-lettered as `maxlen`.
+    /// drop-head: what is over the limit leaves from the head (the highest priority first,
+    /// as RabbitMQ's priority queue drops), dead-lettered as `maxlen`.
     pub(super) fn enforce_max_length(&self, q: &Queue, st: &mut QueueState) {
         while st.over_limit() {
-            if !self.drop_head(q, st, DeathReason::Maxlen) {
-                break;
-            }
+            let Some(lane) = st.head_lane() else { break };
+            // Each call takes a message or finds that the lane has none after all (its log
+            // ended early): either way the loop moves on.
+            self.drop_head(q, st, lane, DeathReason::Maxlen);
         }
     }
 
@@ -144,15 +163,16 @@ impl ClassicQueue {
     /// the dead letters go to the dead-letter exchange.
     pub(super) fn finish(&self, q: &Arc<Queue>, mut st: MutexGuard<QueueState>) {
         let mut clock = Clock::new(q);
-        while self.head_expired(q, &mut st, &mut clock) {
-            if !self.drop_head(q, &mut st, DeathReason::Expired) {
+        while let Some(lane) = st.head_lane() {
+            if !self.head_expired(q, &mut st, lane, &mut clock)
+                || !self.drop_head(q, &mut st, lane, DeathReason::Expired)
+            {
                 break;
             }
         }
         st.expired_in_pass = 0;
-        if !st.dead_seqs.is_empty() {
-            let seqs = std::mem::take(&mut st.dead_seqs);
-            self.kill_logged(q, &st, seqs);
+        for lane in &mut st.lanes {
+            lane.kill_dead(&q.name);
         }
         self.arm_expiry_timer(q, &mut st);
         if st.dead_letters.is_empty() {
@@ -167,10 +187,11 @@ impl ClassicQueue {
     }
 
     /// Sets the timer for the head's expiry unless one is set for no later. A head that is
-    /// already due (a pass stopped at `EXPIRY_BATCH`) gets a timer due now: the timer
-    /// task runs it next, so a mass expiry proceeds in batches without holding the lock.
+    /// already due (a pass stopped at `EXPIRY_BATCH`) gets a timer due now: the timer task
+    /// runs it next, so a mass expiry proceeds in batches without holding the lock.
     fn arm_expiry_timer(&self, q: &Arc<Queue>, st: &mut QueueState) {
-        let Some(due) = st.ready.front().and_then(|head| head.expires_at) else {
+        let head = st.head_lane().and_then(|lane| st.lanes[lane].ready.front());
+        let Some(due) = head.and_then(|head| head.expires_at) else {
             return;
         };
         if st.expiry_timer.is_some_and(|(at, _)| at <= due) {

@@ -1,16 +1,17 @@
 //! The classic queue: today's one queue type. Ready messages in seq order with the head in RAM
 //! and the rest paged to the queue's log; consumers with credit; deliveries straight to the
-//! consumer's connection. How messages die (TTL, length limits, rejection) and become dead
-//! letters is in `deaths.rs`.
+//! consumer's connection. A priority queue (`x-max-priority`) keeps one such list per level
+//! (`lane.rs`). How messages die (TTL, length limits, rejection) and become dead letters is in
+//! `deaths.rs`.
 
 mod deaths;
+mod lane;
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tracing::{error, warn};
+use tracing::error;
 use warren_store::{NewRecord, QueueLog, RecordMeta, Recovered};
 
 use super::arguments::Overflow;
@@ -22,16 +23,18 @@ use super::{
 use crate::clock::{Millis, TimerId};
 use crate::dead_letter::{DeadLetter, DeathReason};
 use crate::error::{AmqpError, AmqpResult};
-use crate::message::Message;
+use crate::message::{priority_property, Message};
 use crate::persistence::Persistence;
 use crate::registry::{now_millis, ConsumerActivity};
 use crate::ConnectionId;
 use deaths::Clock;
+use lane::Lane;
 
 /// A queue keeps at most this many ready messages in RAM (and at most `RAM_HEAD_BYTES`); the
 /// rest wait in its log on disk and are read back as the head drains. This is what bounds
 /// memory by design: a few hundred bytes per message times this, per queue, and under memory
 /// pressure (half the memory limit) every queue pages new messages whatever its head holds.
+/// A priority queue's levels share the allowance.
 pub const RAM_HEAD_MESSAGES: usize = 65536;
 /// ... and at most this many bytes of them, counting what each costs beyond its bytes
 /// (`MESSAGE_OVERHEAD`).
@@ -41,9 +44,6 @@ pub const RAM_HEAD_BYTES: usize = 16 * 1024 * 1024;
 /// `RAM_HEAD_BYTES`, so that a head of small messages with large headers (dead letters with
 /// `x-death`) is bounded by what it really takes.
 const MESSAGE_OVERHEAD: usize = 200;
-/// How much is read back from disk at a time.
-const PAGE_IN_MESSAGES: usize = 2048;
-const PAGE_IN_BYTES: usize = 4 * 1024 * 1024;
 
 pub(super) struct ClassicQueue {
     persistence: Option<Arc<Persistence>>,
@@ -52,8 +52,8 @@ pub(super) struct ClassicQueue {
 
 #[derive(Default)]
 struct QueueState {
-    ready: VecDeque<Queued>,
-    ready_bytes: usize,
+    /// One lane per priority level, lowest first: one unless the queue has `x-max-priority`.
+    lanes: Vec<Lane>,
     next_seq: u64,
     unacked: u32,
     consumers: Vec<Consumer>,
@@ -61,27 +61,11 @@ struct QueueState {
     cursor: usize,
     next_consumer_id: u64,
     deleted: bool,
-    /// Durable queues always have a log; others get one when they first page out.
-    log: Option<QueueLog>,
-    /// Ready messages that are only on disk: seqs from `tail_from` on, in the log.
-    paged: u64,
-    /// Body bytes of the paged messages.
-    paged_bytes: u64,
-    tail_from: u64,
-    /// Messages up to this seq were delivered before the last restart: they come back flagged.
-    delivered_before_restart: Option<u64>,
     /// The settings in effect: the declared arguments (policies will be merged in here).
     effective: QueueArguments,
-    /// Body bytes of the ready messages in RAM (`paged_bytes` counts those on disk): what
-    /// `x-max-length-bytes` limits.
-    ready_body_bytes: u64,
-    /// Some paged message may have an expiry (so the head on disk is worth reading for it).
-    paged_may_expire: bool,
     /// Messages that died under the lock, published to the dead-letter exchange after it.
     dead_letters: Vec<DeadLetter>,
-    /// Log records of messages that died under the lock, marked dead in one journal write.
-    dead_seqs: Vec<u64>,
-    /// The timer set for the head's expiry, and its deadline.
+    /// The timer set for the next expiry at a lane's head, and its deadline.
     expiry_timer: Option<(Millis, TimerId)>,
     /// Messages expired since the operation began (see `deaths::EXPIRY_BATCH`).
     expired_in_pass: usize,
@@ -90,35 +74,37 @@ struct QueueState {
 }
 
 impl QueueState {
-    fn push_ready(&mut self, item: Queued) {
-        self.ready_bytes += item.message.size();
-        self.ready_body_bytes += item.message.body.len() as u64;
-        self.ready.push_back(item);
-    }
-
     fn ready_count(&self) -> u32 {
-        (self.ready.len() as u64 + self.paged) as u32
+        self.lanes.iter().map(Lane::len).sum::<u64>() as u32
     }
 
-    fn pop_ready(&mut self) -> Option<Queued> {
-        let item = self.ready.pop_front()?;
-        self.ready_bytes -= item.message.size();
-        self.ready_body_bytes -= item.message.body.len() as u64;
-        Some(item)
+    /// Body bytes of the ready messages, in RAM and on disk: what `x-max-length-bytes` limits.
+    fn ready_body_bytes(&self) -> u64 {
+        self.lanes.iter().map(Lane::body_bytes).sum()
     }
 
-    /// Puts a message back at its place by sequence number.
-    fn requeue(&mut self, item: Queued) {
-        self.ready_bytes += item.message.size();
-        self.ready_body_bytes += item.message.body.len() as u64;
-        match self.ready.front() {
-            None => self.ready.push_back(item),
-            Some(front) if item.seq < front.seq => self.ready.push_front(item),
-            Some(_) => {
-                let at = self.ready.partition_point(|q| q.seq < item.seq);
-                self.ready.insert(at, item);
-            }
+    /// The lane the next message comes from: the highest level that has one.
+    fn head_lane(&self) -> Option<usize> {
+        self.lanes.iter().rposition(|l| !l.is_empty())
+    }
+
+    /// The lane a message belongs in: its `priority` property, capped at the queue's maximum
+    /// (RabbitMQ's rule); lane 0 when the queue has no priorities.
+    fn lane_for(&self, message: &Message) -> u8 {
+        if self.lanes.len() <= 1 {
+            return 0;
         }
+        let max = (self.lanes.len() - 1) as u8;
+        priority_property(&message.properties).map_or(0, |p| p.min(max))
+    }
+
+    /// The RAM head is full: new messages go to disk.
+    fn ram_full(&self) -> bool {
+        let (messages, bytes) = self
+            .lanes
+            .iter()
+            .fold((0, 0), |(n, b), l| (n + l.ready.len(), b + l.ready_bytes));
+        messages >= RAM_HEAD_MESSAGES || bytes + messages * MESSAGE_OVERHEAD >= RAM_HEAD_BYTES
     }
 
     /// The consumer to deliver to next: the highest priority among those with credit, and
@@ -143,26 +129,27 @@ impl QueueState {
 }
 
 impl ClassicQueue {
-    /// A classic queue with `arguments` in effect; durable queues get their log (recovered),
-    /// others get one only if they have to page out.
+    /// A classic queue with `arguments` in effect. A durable queue has a log per lane,
+    /// recovered (`logs`); others get one only if they have to page out.
     pub(super) fn new(
         effective: QueueArguments,
         persistence: Option<Arc<Persistence>>,
-        log: Option<(QueueLog, Recovered)>,
+        logs: Vec<(QueueLog, Recovered)>,
     ) -> ClassicQueue {
-        let mut state = QueueState {
+        let levels = effective.priority_levels();
+        let mut lanes: Vec<Lane> = Vec::with_capacity(levels);
+        let mut next_seq = 0;
+        for (log, recovered) in logs.into_iter().take(levels) {
+            next_seq = next_seq.max(recovered.next_seq);
+            lanes.push(Lane::recovered(log, recovered));
+        }
+        lanes.resize_with(levels, Lane::default);
+        let state = QueueState {
+            lanes,
+            next_seq,
             effective,
             ..QueueState::default()
         };
-        if let Some((log, recovered)) = log {
-            state.log = Some(log);
-            state.paged = recovered.messages;
-            state.paged_bytes = recovered.bytes;
-            state.next_seq = recovered.next_seq;
-            state.delivered_before_restart = recovered.delivered;
-            // What the records say about expiry is learnt as they are read.
-            state.paged_may_expire = state.paged > 0;
-        }
         ClassicQueue {
             persistence,
             state: Mutex::new(state),
@@ -172,18 +159,20 @@ impl ClassicQueue {
     fn append(
         &self,
         st: &mut QueueState,
+        lane: u8,
         seq: u64,
         persistent: bool,
         message: &Message,
         expires_at: Option<Millis>,
     ) -> std::io::Result<u64> {
-        if st.log.is_none() {
+        let lane_state = &mut st.lanes[usize::from(lane)];
+        if lane_state.log.is_none() {
             let p = self.persistence.as_ref().expect("paging needs persistence");
-            st.log = Some(p.open_paging_log()?);
+            lane_state.log = Some(p.open_paging_log()?);
         }
         let mut lengths = [0u8; 2];
         let context = message.log_context(&mut lengths);
-        let log = st.log.as_ref().expect("opened above");
+        let log = lane_state.log.as_ref().expect("opened above");
         // A transient message in a durable queue's log is for paging only: not persistent.
         log.append(&NewRecord {
             seq,
@@ -191,65 +180,22 @@ impl ClassicQueue {
             meta: RecordMeta {
                 enqueued_at: now_millis(),
                 expires_at,
-                // Priorities are for a queue feature still to come.
-                priority: 0,
+                priority: lane,
             },
             context: &context,
             payload: &message.body,
         })
     }
 
-    /// Reads the next stretch of the on-disk tail into the RAM head.
-    fn page_in(&self, q: &Queue, st: &mut QueueState) {
-        let Some(log) = st.log.as_ref() else {
-            st.paged = 0;
-            st.paged_bytes = 0;
-            return;
-        };
-        let records = match log.read(st.tail_from, PAGE_IN_MESSAGES, PAGE_IN_BYTES) {
-            Ok(r) => r,
-            Err(e) => {
-                error!(queue = %q.name, error = %e, "reading the queue log failed");
-                Vec::new()
-            }
-        };
-        if records.is_empty() {
-            // Records that failed their checksum were skipped: what the count promised is gone.
-            warn!(queue = %q.name, missing = st.paged, "queue log ended before its recorded length");
-            st.paged = 0;
-            st.paged_bytes = 0;
-            return;
+    /// Takes the head of `lane`, reading from disk if its RAM part is empty.
+    fn take_ready(&self, q: &Queue, st: &mut QueueState, lane: usize) -> Option<Queued> {
+        let l = &mut st.lanes[lane];
+        if l.ready.is_empty() && l.paged > 0 {
+            l.page_in(&q.name, lane as u8);
         }
-        let before = st.delivered_before_restart;
-        for r in records {
-            st.tail_from = r.seq + 1;
-            st.paged = st.paged.saturating_sub(1);
-            st.paged_bytes = st.paged_bytes.saturating_sub(r.payload.len() as u64);
-            let Some(message) = Message::from_log(r.context, r.payload, r.persistent) else {
-                warn!(queue = %q.name, seq = r.seq, "undecodable message record skipped");
-                continue;
-            };
-            let redelivered = before.is_some_and(|d| r.seq <= d);
-            st.push_ready(Queued {
-                seq: r.seq,
-                message: Arc::new(message),
-                redelivered,
-                logged: true,
-                expires_at: r.meta.expires_at,
-            });
-        }
-        if st.paged == 0 {
-            st.paged_may_expire = false;
-        }
-    }
-
-    fn take_ready(&self, q: &Queue, st: &mut QueueState) -> Option<Queued> {
-        if st.ready.is_empty() && st.paged > 0 {
-            self.page_in(q, st);
-        }
-        let item = st.pop_ready()?;
+        let item = l.pop()?;
         if item.logged && item.message.persistent {
-            if let Some(log) = st.log.as_ref() {
+            if let Some(log) = l.log.as_ref() {
                 log.delivered(item.seq);
             }
         }
@@ -259,23 +205,22 @@ impl ClassicQueue {
     /// Hands ready messages to consumers while both exist and consumers have credit.
     fn dispatch(&self, q: &Arc<Queue>, st: &mut QueueState) {
         let mut clock = Clock::new(q);
-        while st.ready_count() > 0 {
-            if st.ready.is_empty() {
-                self.page_in(q, st);
-                if st.ready.is_empty() {
-                    return;
-                }
+        while let Some(lane) = st.head_lane() {
+            if st.lanes[lane].ready.is_empty() {
+                st.lanes[lane].page_in(&q.name, lane as u8);
+                // Nothing readable there (the lane is empty now): look again.
+                continue;
             }
             let Some(i) = st.pick_consumer() else { return };
             // An expired message is never delivered (RabbitMQ drops it at the head first).
-            if st.head_expired(&mut clock) {
-                if !self.drop_head(q, st, DeathReason::Expired) {
+            if st.head_expired(lane, &mut clock) {
+                if !self.drop_head(q, st, lane, DeathReason::Expired) {
                     return;
                 }
                 continue;
             }
             st.cursor = (i + 1) % st.consumers.len();
-            let bytes = st.ready.front().map_or(0, |q| q.message.size());
+            let bytes = st.lanes[lane].ready.front().map_or(0, |q| q.message.size());
             if !st.consumers[i].acquire(bytes) {
                 // Lost the channel-wide credit to another queue's consumer: try the others.
                 if st.consumers.iter().all(|c| !c.has_credit()) {
@@ -283,7 +228,7 @@ impl ClassicQueue {
                 }
                 continue;
             }
-            let Some(item) = self.take_ready(q, st) else {
+            let Some(item) = self.take_ready(q, st, lane) else {
                 st.consumers[i].give_back(bytes);
                 return;
             };
@@ -305,7 +250,7 @@ impl ClassicQueue {
                         st.unacked += 1;
                     } else if logged {
                         // Delivered without ack: settled as it leaves.
-                        self.kill_logged(q, st, [seq]);
+                        st.lanes[lane].dead_seqs.push(seq);
                     }
                     q.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 }
@@ -315,7 +260,7 @@ impl ClassicQueue {
                     if !no_ack {
                         consumer.spec.outbox.release(1);
                     }
-                    st.requeue(undelivered.item);
+                    st.lanes[lane].requeue(undelivered.item);
                     if st.consumers.is_empty() {
                         return;
                     }
@@ -324,17 +269,7 @@ impl ClassicQueue {
             }
         }
     }
-
-    /// Marks log records dead (their messages were acked, dropped or delivered without ack).
-    fn kill_logged(&self, q: &Queue, st: &QueueState, seqs: impl IntoIterator<Item = u64>) {
-        if let Some(log) = st.log.as_ref() {
-            if let Err(e) = log.kill(seqs) {
-                error!(queue = %q.name, error = %e, "recording acks in the queue journal failed");
-            }
-        }
-    }
 }
-
 impl QueueBackend for ClassicQueue {
     /// The settings in effect now (arguments, later merged with policies).
     fn effective_arguments(&self) -> QueueArguments {
@@ -354,7 +289,10 @@ impl QueueBackend for ClassicQueue {
     /// their bodies.
     fn ready_bytes(&self) -> usize {
         let st = self.state.lock();
-        st.ready_bytes + st.paged_bytes as usize
+        st.lanes
+            .iter()
+            .map(|l| l.ready_bytes + l.paged_bytes as usize)
+            .sum()
     }
 
     fn is_deleted(&self) -> bool {
@@ -370,9 +308,9 @@ impl QueueBackend for ClassicQueue {
             .collect()
     }
 
-    /// Adds a message at the tail and delivers whatever consumers have credit for.
-    /// A queue deleted meanwhile drops it, as a queue that no longer exists would; that still
-    /// counts as accepted (RabbitMQ confirms such a publish too).
+    /// Adds a message at the tail (of its lane) and delivers whatever consumers have credit
+    /// for. A queue deleted meanwhile drops it, as a queue that no longer exists would; that
+    /// still counts as accepted (RabbitMQ confirms such a publish too).
     fn enqueue(&self, q: &Arc<Queue>, message: Arc<Message>) -> Enqueued {
         q.stats.published.fetch_add(1, Ordering::Relaxed);
         let mut st = self.state.lock();
@@ -388,14 +326,15 @@ impl QueueBackend for ClassicQueue {
             return Enqueued::Rejected;
         }
         let expires_at = st.expiry_of(&message, q);
+        let priority = st.lane_for(&message);
+        let lane = usize::from(priority);
         // The seq is used up even if the append fails: part of the record may reach the file.
         let seq = st.next_seq;
         st.next_seq += 1;
-        let persist = q.config.durable && message.persistent && st.log.is_some();
+        let persist = q.config.durable && message.persistent && st.lanes[lane].log.is_some();
         let to_disk = self.persistence.is_some()
-            && (st.paged > 0
-                || st.ready.len() >= RAM_HEAD_MESSAGES
-                || st.ready_bytes + st.ready.len() * MESSAGE_OVERHEAD >= RAM_HEAD_BYTES
+            && (st.lanes[lane].paged > 0
+                || st.ram_full()
                 || self
                     .persistence
                     .as_ref()
@@ -412,7 +351,7 @@ impl QueueBackend for ClassicQueue {
             return Enqueued::Rejected;
         }
         if persist || to_disk {
-            match self.append(&mut st, seq, persist, &message, expires_at) {
+            match self.append(&mut st, priority, seq, persist, &message, expires_at) {
                 Ok(t) => {
                     ticket = t;
                     logged = true;
@@ -432,19 +371,16 @@ impl QueueBackend for ClassicQueue {
             }
         }
         if to_disk && logged {
-            if st.paged == 0 {
-                st.tail_from = seq;
-            }
-            st.paged += 1;
-            st.paged_bytes += message.body.len() as u64;
-            st.paged_may_expire |= expires_at.is_some();
+            let body_len = message.body.len();
+            st.lanes[lane].paged_out(seq, body_len, expires_at.is_some());
         } else {
-            st.push_ready(Queued {
+            st.lanes[lane].push(Queued {
                 seq,
                 message,
                 redelivered: false,
                 logged,
                 expires_at,
+                priority,
             });
         }
         st.being_enqueued = expires_at.map(|_| seq);
@@ -519,18 +455,22 @@ impl QueueBackend for ClassicQueue {
             let mut clock = Clock::new(q);
             let mut busy = false;
             let got = loop {
-                if st.ready.is_empty() && st.paged > 0 {
-                    self.page_in(q, &mut st);
-                }
-                if st.head_expired(&mut clock) {
-                    if self.drop_head(q, &mut st, DeathReason::Expired) {
+                let Some(lane) = st.head_lane() else {
+                    break None;
+                };
+                if self.head_expired(q, &mut st, lane, &mut clock) {
+                    if self.drop_head(q, &mut st, lane, DeathReason::Expired) {
                         continue;
                     }
                     // A batch of dead letters is waiting: out with them, then go on.
                     busy = true;
                     break None;
                 }
-                break self.take_ready(q, &mut st);
+                match self.take_ready(q, &mut st, lane) {
+                    Some(item) => break Some(item),
+                    // Nothing readable in that lane after all: it is empty now.
+                    None => continue,
+                }
             };
             if !busy {
                 break (got, st);
@@ -541,7 +481,9 @@ impl QueueBackend for ClassicQueue {
             if !no_ack {
                 st.unacked += 1;
             } else if item.logged {
-                st.dead_seqs.push(item.seq);
+                st.lanes[usize::from(item.priority)]
+                    .dead_seqs
+                    .push(item.seq);
             }
             q.stats.delivered.fetch_add(1, Ordering::Relaxed);
         }
@@ -559,7 +501,6 @@ impl QueueBackend for ClassicQueue {
         how: Settlement,
     ) {
         let mut st = self.state.lock();
-        let mut dead: Vec<u64> = Vec::new();
         for (consumer, mut item) in deliveries {
             st.unacked = st.unacked.saturating_sub(1);
             if let Some(id) = consumer {
@@ -567,27 +508,32 @@ impl QueueBackend for ClassicQueue {
                     c.unacked = c.unacked.saturating_sub(1);
                 }
             }
+            if st.deleted {
+                continue;
+            }
+            let lane = usize::from(item.priority).min(st.lanes.len() - 1);
             match how {
-                Settlement::Requeue if !st.deleted => {
+                Settlement::Requeue => {
                     item.redelivered = true;
                     q.stats.redelivered.fetch_add(1, Ordering::Relaxed);
-                    st.requeue(item);
+                    st.lanes[lane].requeue(item);
                 }
-                _ => {
+                Settlement::Ack | Settlement::Discard => {
                     if how == Settlement::Ack {
                         q.stats.acked.fetch_add(1, Ordering::Relaxed);
                     }
                     if item.logged {
-                        dead.push(item.seq);
+                        st.lanes[lane].dead_seqs.push(item.seq);
                     }
-                    if how == Settlement::Discard && !st.deleted {
+                    if how == Settlement::Discard {
                         st.dead_letter(item.message, DeathReason::Rejected);
                     }
                 }
             }
         }
-        if !dead.is_empty() && !st.deleted {
-            self.kill_logged(q, &st, dead);
+        // The journal hears of the settled records before new deliveries go out.
+        for lane in &mut st.lanes {
+            lane.kill_dead(&q.name);
         }
         self.dispatch(q, &mut st);
         self.finish(q, st);
@@ -607,7 +553,8 @@ impl QueueBackend for ClassicQueue {
             st.unacked = st.unacked.saturating_sub(1);
         }
         if !st.deleted {
-            st.requeue(item);
+            let lane = usize::from(item.priority).min(st.lanes.len() - 1);
+            st.lanes[lane].requeue(item);
         }
         self.dispatch(q, &mut st);
         self.finish(q, st);
@@ -626,43 +573,33 @@ impl QueueBackend for ClassicQueue {
     /// Drops every ready message; returns how many there were.
     fn purge(&self, q: &Queue) -> u32 {
         let mut st = self.state.lock();
-        let n = st.ready_count();
-        let logged: Vec<u64> = st
-            .ready
-            .iter()
-            .filter(|q| q.logged)
-            .map(|q| q.seq)
-            .collect();
-        st.ready.clear();
-        st.ready_bytes = 0;
-        st.ready_body_bytes = 0;
-        if !logged.is_empty() {
-            self.kill_logged(q, &st, logged);
+        let next_seq = st.next_seq;
+        let mut n = 0;
+        for lane in &mut st.lanes {
+            n += lane.clear(&q.name, next_seq);
+            lane.kill_dead(&q.name);
         }
-        if st.paged > 0 {
-            if let Some(log) = st.log.as_ref() {
-                if let Err(e) = log.kill_range(st.tail_from, st.next_seq) {
-                    error!(queue = %q.name, error = %e, "purging the queue log failed");
-                }
-            }
-            st.paged = 0;
-            st.paged_bytes = 0;
-        }
-        n
+        n as u32
     }
 
     fn expire(&self, q: &Arc<Queue>) {
         self.expire_due(q);
     }
 
-    /// Bytes of this queue's log on disk.
+    /// Bytes of this queue's logs on disk.
     fn disk_bytes(&self) -> u64 {
-        self.state.lock().log.as_ref().map_or(0, |l| l.disk_bytes())
+        let st = self.state.lock();
+        st.lanes
+            .iter()
+            .filter_map(|l| l.log.as_ref())
+            .map(|l| l.disk_bytes())
+            .sum()
     }
 
     /// Writes buffered log records out (clean shutdown).
     fn flush(&self) {
-        if let Some(log) = self.state.lock().log.as_ref() {
+        let st = self.state.lock();
+        for log in st.lanes.iter().filter_map(|l| l.log.as_ref()) {
             let _ = log.flush();
         }
     }
@@ -672,17 +609,17 @@ impl QueueBackend for ClassicQueue {
         let mut st = self.state.lock();
         st.deleted = true;
         let n = st.ready_count();
-        st.ready.clear();
-        st.ready_bytes = 0;
-        st.ready_body_bytes = 0;
         st.dead_letters.clear();
         // A pending expiry timer finds the queue deleted and does nothing.
         st.expiry_timer = None;
-        st.paged = 0;
-        st.paged_bytes = 0;
-        if let Some(log) = st.log.take() {
-            // Files are closed before removal, so their space comes back now.
-            log.destroy();
+        // The higher levels' directories are inside the lowest's: they go first.
+        for lane in st.lanes.iter_mut().rev() {
+            let log = lane.log.take();
+            *lane = Lane::default();
+            if let Some(log) = log {
+                // Files are closed before removal, so their space comes back now.
+                log.destroy();
+            }
         }
         for c in st.consumers.drain(..) {
             let _ = c.spec.outbox.send(Outbound::ConsumerCancelled {
