@@ -13,6 +13,7 @@ export RMQ_BENCH_PORT="${RMQ_BENCH_PORT:-25703}" RMQ_BENCH_MGMT_PORT="${RMQ_BENC
 export RMQ_BENCH_DIST_PORT="${RMQ_BENCH_DIST_PORT:-25705}" RMQ_BENCH_DIR="${RMQ_BENCH_DIR:-/tmp/rmq-differential}"
 export RMQ_BENCH_NODE="${RMQ_BENCH_NODE:-differential@localhost}"
 WARREN_PORT="${DIFF_WARREN_PORT:-25706}"
+WARREN_HTTP_PORT="${DIFF_WARREN_HTTP_PORT:-25707}"
 
 if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
   apt-get update -qq
@@ -29,14 +30,15 @@ cleanup() {
 }
 trap cleanup EXIT
 "$ROOT/bench/rabbitmq.sh" start
-"$WARREN_BIN" --bind 127.0.0.1 --amqp-port "$WARREN_PORT" --http-port 0 --prometheus-port 0 \
+"$WARREN_BIN" --bind 127.0.0.1 --amqp-port "$WARREN_PORT" --http-port "$WARREN_HTTP_PORT" --prometheus-port 0 \
   --data-dir "$STATE/data" >"$STATE/warren.log" 2>&1 &
 echo $! >"$STATE/pid"
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$WARREN_PORT") 2>/dev/null && break; sleep 0.1; done
 [ $# -gt 0 ] || set -- --sequences 30 --ops 40
 "$PYTHON" "$ROOT/tests/differential/differential.py" \
   --warren-port "$WARREN_PORT" --rabbitmq-port "$RMQ_BENCH_PORT" "$@"
-for port in "$RMQ_BENCH_PORT" "$WARREN_PORT"; do
-  echo "== queue features (tests/features) against port $port"
-  AMQP_PORT="$port" "$PYTHON" -m pytest -q -p no:cacheprovider "$ROOT/tests/features"
+for ports in "$RMQ_BENCH_PORT:$RMQ_BENCH_MGMT_PORT" "$WARREN_PORT:$WARREN_HTTP_PORT"; do
+  echo "== queue features (tests/features) against ports $ports"
+  AMQP_PORT="${ports%%:*}" MGMT_PORT="${ports##*:}" \
+    "$PYTHON" -m pytest -q -p no:cacheprovider "$ROOT/tests/features"
 done

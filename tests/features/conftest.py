@@ -1,16 +1,31 @@
 """Queue-feature tests that run unchanged against Warren and against RabbitMQ 3.10: the same
-assertions passing on both is the comparison. AMQP_PORT names the broker (guest/guest on /)."""
+assertions passing on both is the comparison. AMQP_PORT and MGMT_PORT (the management API)
+name the broker (guest/guest on /)."""
 
 import os
 import uuid
 
 import pika
 import pytest
+import requests
 
 
 @pytest.fixture
 def port():
     return int(os.environ.get("AMQP_PORT", "5672"))
+
+
+@pytest.fixture
+def api():
+    """The management API: api(method, path, json=None) -> requests.Response."""
+    base = f"http://127.0.0.1:{int(os.environ.get('MGMT_PORT', '15672'))}"
+    session = requests.Session()
+    session.auth = ("guest", "guest")
+
+    def call(method, path, json=None):
+        return session.request(method, base + path, json=json, timeout=10)
+
+    return call
 
 
 @pytest.fixture
@@ -35,6 +50,10 @@ def names(channel, port):
     made = {"queues": [], "exchanges": []}
 
     class Names:
+        # The prefix, and a regex anchored to it (for policies that must touch only this test).
+        base = prefix
+        pattern_prefix = "^" + prefix.replace(".", "\\.")
+
         def queue(self, suffix):
             name = f"{prefix}.{suffix}"
             made["queues"].append(name)
@@ -53,3 +72,21 @@ def names(channel, port):
     for x in made["exchanges"]:
         ch.exchange_delete(x)
     conn.close()
+
+
+@pytest.fixture
+def policies(api, names):
+    """Sets policies (kind "policies" or "operator-policies") named for the test, pattern under
+    its prefix; clears them afterwards."""
+    made = []
+
+    def put(kind, name, pattern_suffix, definition, priority=0, apply_to="queues"):
+        full = f"{names.base}.{name}"
+        made.append((kind, full))
+        body = {"pattern": names.pattern_prefix + pattern_suffix, "definition": definition,
+                "priority": priority, "apply-to": apply_to}
+        return api("PUT", f"/api/{kind}/%2F/{full}", body)
+
+    yield put
+    for kind, full in made:
+        api("DELETE", f"/api/{kind}/%2F/{full}")

@@ -169,7 +169,9 @@ impl Broker {
             | Command::DeclareQueue(_)
             | Command::DeleteQueue { .. }
             | Command::Bind(_)
-            | Command::Unbind(_) => {
+            | Command::Unbind(_)
+            | Command::SetPolicy(_)
+            | Command::ClearPolicy { .. } => {
                 let vhost = command.vhost().and_then(|name| self.vhost(name));
                 match vhost {
                     Some(v) => v.apply(command),

@@ -15,6 +15,7 @@ pub mod message;
 pub mod metadata;
 pub mod names;
 pub mod persistence;
+pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod registry;

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::persistence::{
     BindingDef, ExchangeDef, NameDef, PermissionDef, QueueDef, UserDef, VhostDef,
 };
+use crate::policy::{PolicyDef, PolicyKind};
 
 /// One change to the broker's definitions.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -63,6 +64,13 @@ pub enum Command {
     },
     Bind(BindingDef),
     Unbind(BindingDef),
+    /// Sets a policy or operator policy (a new one, or a new version of one).
+    SetPolicy(PolicyDef),
+    ClearPolicy {
+        vhost: String,
+        kind: PolicyKind,
+        name: String,
+    },
 }
 
 impl Command {
@@ -80,7 +88,9 @@ impl Command {
             | Command::PutUser(_)
             | Command::DeleteUser { .. }
             | Command::SetPermissions(_)
-            | Command::ClearPermissions { .. } => true,
+            | Command::ClearPermissions { .. }
+            | Command::SetPolicy(_)
+            | Command::ClearPolicy { .. } => true,
         }
     }
 
@@ -92,7 +102,9 @@ impl Command {
             | Command::DeclareQueue(QueueDef { vhost, .. })
             | Command::DeleteQueue { vhost, .. }
             | Command::Bind(BindingDef { vhost, .. })
-            | Command::Unbind(BindingDef { vhost, .. }) => Some(vhost),
+            | Command::Unbind(BindingDef { vhost, .. })
+            | Command::SetPolicy(PolicyDef { vhost, .. })
+            | Command::ClearPolicy { vhost, .. } => Some(vhost),
             _ => None,
         }
     }

@@ -21,6 +21,7 @@ use warren_protocol::{FieldTable, ShortStr};
 use warren_store::{Change, DefinitionsLog, QueueLog, Recovered, ReservedSpace, Syncer};
 
 use crate::metadata::{Command, CommandLog};
+use crate::policy::{PolicyDef, PolicyKind};
 
 pub struct Persistence {
     pub data_dir: PathBuf,
@@ -152,6 +153,7 @@ pub struct Definitions {
     pub exchanges: Vec<ExchangeDef>,
     pub queues: Vec<QueueDef>,
     pub bindings: Vec<BindingDef>,
+    pub policies: Vec<PolicyDef>,
 }
 
 impl Definitions {
@@ -349,7 +351,17 @@ fn stored_entry(command: &Command) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
         }
         Command::Bind(b) => (binding_key(b)?, json(b)),
         Command::Unbind(b) => (binding_key(b)?, None),
+        Command::SetPolicy(p) => (policy_key(p.kind, &p.vhost, &p.name), json(p)),
+        Command::ClearPolicy { vhost, kind, name } => (policy_key(*kind, vhost, name), None),
     })
+}
+
+fn policy_key(kind: PolicyKind, vhost: &str, name: &str) -> Vec<u8> {
+    key(&[
+        kind.component().as_bytes(),
+        vhost.as_bytes(),
+        name.as_bytes(),
+    ])
 }
 
 fn binding_key(b: &BindingDef) -> Option<Vec<u8>> {
@@ -376,6 +388,8 @@ impl Definitions {
         commands.extend(self.vhosts.into_iter().map(Command::AddVhost));
         commands.extend(self.users.into_iter().map(Command::PutUser));
         commands.extend(self.permissions.into_iter().map(Command::SetPermissions));
+        // Before the queues and exchanges, which take their policies as they are installed.
+        commands.extend(self.policies.into_iter().map(Command::SetPolicy));
         commands.extend(self.exchanges.into_iter().map(Command::DeclareExchange));
         commands.extend(self.queues.into_iter().map(Command::DeclareQueue));
         commands.extend(self.bindings.into_iter().map(Command::Bind));
@@ -394,6 +408,9 @@ fn parse(entries: BTreeMap<Vec<u8>, Vec<u8>>) -> Definitions {
             b"exchange" => serde_json::from_slice(&v).map(|x| d.exchanges.push(x)),
             b"queue" => serde_json::from_slice(&v).map(|x| d.queues.push(x)),
             b"binding" => serde_json::from_slice(&v).map(|x| d.bindings.push(x)),
+            b"policy" | b"operator_policy" => {
+                serde_json::from_slice(&v).map(|x| d.policies.push(x))
+            }
             _ => Ok(()),
         };
         if let Err(e) = ok {

@@ -105,6 +105,10 @@ impl Visible {
 }
 
 impl AuthUser {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        has_tag(&self.tags, tag)
+    }
+
     pub fn is_admin(&self) -> bool {
         has_tag(&self.tags, "administrator")
     }

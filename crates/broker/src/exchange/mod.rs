@@ -16,6 +16,7 @@ use smallvec::SmallVec;
 use warren_protocol::{FieldTable, ShortStr};
 
 use crate::message::Message;
+use crate::policy::Policy;
 use crate::queue::Queue;
 
 /// Where a binding leads.
@@ -153,6 +154,8 @@ pub struct Exchange {
     /// Bindings change rarely and are read on every publish: a read-write lock whose readers
     /// hold it only for the lookup.
     router: RwLock<Box<dyn Router>>,
+    /// The policy that applies to it, if any (read when a message routes nowhere).
+    policy: RwLock<Option<Arc<Policy>>>,
 }
 
 impl Exchange {
@@ -162,7 +165,29 @@ impl Exchange {
             name,
             config,
             router,
+            policy: RwLock::new(None),
         })
+    }
+
+    /// The name of the policy that applies to it, for the management API.
+    pub fn policy_name(&self) -> Option<String> {
+        self.policy.read().as_ref().map(|p| p.def.name.clone())
+    }
+
+    pub(crate) fn set_policy(&self, policy: Option<Arc<Policy>>) {
+        *self.policy.write() = policy;
+    }
+
+    /// The alternate exchange its policy names (`alternate-exchange`), if any.
+    pub(crate) fn policy_alternate(&self) -> Option<ShortStr> {
+        let policy = self.policy.read();
+        let name = policy
+            .as_ref()?
+            .def
+            .definition
+            .get("alternate-exchange")?
+            .as_str()?;
+        (name.len() <= ShortStr::MAX_LEN).then(|| ShortStr::from(name))
     }
 
     pub fn bind(&self, binding: Binding) -> bool {

@@ -19,7 +19,7 @@ pub mod arguments;
 mod classic;
 mod consumer;
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use warren_protocol::{FieldTable, ShortStr};
@@ -35,6 +35,7 @@ use crate::clock::{Millis, SystemClock, Timers};
 use crate::error::{resource, AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::persistence::Persistence;
+use crate::policy::{self, Policy};
 use crate::registry::ConsumerActivity;
 use crate::vhost::VHost;
 use crate::ConnectionId;
@@ -122,8 +123,11 @@ pub struct QueueCounts {
 /// itself, for what it carries (name, configuration, counters) and for deliveries, which
 /// name their queue.
 pub trait QueueBackend: Send + Sync {
-    /// The settings in effect now (arguments, later merged with policies).
+    /// The settings in effect now: the arguments with the policies merged in.
     fn effective_arguments(&self) -> QueueArguments;
+    /// New settings from a policy change. What they lower takes effect at once (a shorter
+    /// `max-length` drops from the head); a new TTL applies to messages enqueued from now.
+    fn set_effective(&self, q: &Arc<Queue>, effective: QueueArguments);
     fn counts(&self) -> QueueCounts;
     /// Bytes of the ready messages.
     fn ready_bytes(&self) -> usize;
@@ -177,12 +181,25 @@ pub struct Queue {
     pub(crate) env: QueueEnv,
     /// A cycle of dead letters from this queue was logged (it is, once).
     pub(crate) cycle_reported: AtomicBool,
-    /// x-expires: the queue is deleted once unused (no consumers, no basic.get, no
-    /// redeclare) for this long.
-    expires: Option<Millis>,
+    /// Its arguments as declared (`config.arguments`, typed); policies are merged into them.
+    declared: QueueArguments,
+    /// The policies that apply to it, for the management API.
+    policies: parking_lot::Mutex<AppliedPolicies>,
+    /// x-expires (or a policy's `expires`), in milliseconds, 0 for none: the queue is deleted
+    /// once unused (no consumers, no basic.get, no redeclare) for this long.
+    expires: AtomicU64,
     /// When it was last used, and the deadline of the expiry timer set (if any).
     lease: parking_lot::Mutex<Lease>,
     backend: Box<dyn QueueBackend>,
+}
+
+/// The policy and operator policy that apply to a queue, and their merged definition
+/// (`effective_policy_definition`).
+#[derive(Clone, Default)]
+pub struct AppliedPolicies {
+    pub policy: Option<Arc<Policy>>,
+    pub operator: Option<Arc<Policy>>,
+    pub definition: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Default)]
@@ -199,10 +216,22 @@ impl Queue {
         config: QueueConfig,
         owner: Option<ConnectionId>,
     ) -> Arc<Queue> {
-        let effective =
+        let declared =
             QueueArguments::recovered(&config.arguments, &resource("queue", &name, &vhost));
-        let backend = Box::new(classic::ClassicQueue::new(effective, None, Vec::new()));
-        Self::with_backend(name, vhost, config, owner, QueueEnv::detached(), backend)
+        let backend = Box::new(classic::ClassicQueue::new(
+            declared.clone(),
+            None,
+            Vec::new(),
+        ));
+        Self::with_backend(
+            name,
+            vhost,
+            config,
+            owner,
+            QueueEnv::detached(),
+            declared,
+            backend,
+        )
     }
 
     /// A queue of the type its arguments name, with its storage: a durable queue its logs
@@ -219,11 +248,13 @@ impl Queue {
         logs: Vec<(QueueLog, Recovered)>,
     ) -> AmqpResult<Arc<Queue>> {
         let what = resource("queue", &name, &vhost);
-        let effective = QueueArguments::recovered(&config.arguments, &what);
-        let backend: Box<dyn QueueBackend> = match effective.queue_type {
-            QueueType::Classic => {
-                Box::new(classic::ClassicQueue::new(effective, persistence, logs))
-            }
+        let declared = QueueArguments::recovered(&config.arguments, &what);
+        let backend: Box<dyn QueueBackend> = match declared.queue_type {
+            QueueType::Classic => Box::new(classic::ClassicQueue::new(
+                declared.clone(),
+                persistence,
+                logs,
+            )),
             other => {
                 return Err(AmqpError::not_implemented(format!(
                     "queues of type '{}' are not available in this version of Warren ({what})",
@@ -231,7 +262,9 @@ impl Queue {
                 )))
             }
         };
-        Ok(Self::with_backend(name, vhost, config, owner, env, backend))
+        Ok(Self::with_backend(
+            name, vhost, config, owner, env, declared, backend,
+        ))
     }
 
     fn with_backend(
@@ -240,9 +273,10 @@ impl Queue {
         config: QueueConfig,
         owner: Option<ConnectionId>,
         env: QueueEnv,
+        declared: QueueArguments,
         backend: Box<dyn QueueBackend>,
     ) -> Arc<Queue> {
-        let expires = backend.effective_arguments().expires;
+        let expires = AtomicU64::new(declared.expires.unwrap_or(0));
         Arc::new(Queue {
             name,
             vhost,
@@ -251,6 +285,8 @@ impl Queue {
             stats: QueueStats::default(),
             env,
             cycle_reported: AtomicBool::new(false),
+            declared,
+            policies: parking_lot::Mutex::new(AppliedPolicies::default()),
             expires,
             lease: parking_lot::Mutex::new(Lease::default()),
             backend,
@@ -285,7 +321,46 @@ impl Queue {
     }
 
     pub fn queue_type(&self) -> QueueType {
-        self.backend.effective_arguments().queue_type
+        self.declared.queue_type
+    }
+
+    /// The policies that apply to it now.
+    pub fn applied_policies(&self) -> AppliedPolicies {
+        self.policies.lock().clone()
+    }
+
+    /// A policy change reached this queue: `policy` and `operator` are what apply now. If
+    /// either differs from before, the settings are recomputed and handed to the queue's
+    /// type, and an `expires` countdown starts again (as RabbitMQ restarts it).
+    pub(crate) fn apply_policies(
+        self: &Arc<Self>,
+        policy: Option<Arc<Policy>>,
+        operator: Option<Arc<Policy>>,
+    ) {
+        let same = |a: &Option<Arc<Policy>>, b: &Option<Arc<Policy>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        let definition = {
+            let mut applied = self.policies.lock();
+            if same(&applied.policy, &policy) && same(&applied.operator, &operator) {
+                return;
+            }
+            let definition = policy::merged_definition(policy.as_deref(), operator.as_deref());
+            *applied = AppliedPolicies {
+                policy,
+                operator,
+                definition: definition.clone(),
+            };
+            definition
+        };
+        let effective =
+            policy::effective_queue_arguments(&self.declared, &self.config.arguments, &definition);
+        self.expires
+            .store(effective.expires.unwrap_or(0), Ordering::Relaxed);
+        self.backend.set_effective(self, effective);
+        self.mark_used();
     }
 
     pub fn counts(&self) -> QueueCounts {
@@ -381,7 +456,10 @@ impl Queue {
     /// The queue was used (declared, redeclared, read with basic.get, left by its last
     /// consumer): an x-expires lease runs from now. Nothing for a queue without x-expires.
     pub fn mark_used(self: &Arc<Self>) {
-        let Some(expires) = self.expires else { return };
+        let expires = self.expires.load(Ordering::Relaxed);
+        if expires == 0 {
+            return;
+        }
         let now = self.env.timers.now();
         let mut lease = self.lease.lock();
         lease.last_used = now;
@@ -408,9 +486,10 @@ impl Queue {
     /// Whether the x-expires period has run out unused; if not, and the queue has no
     /// consumers, the timer is set for when it would.
     pub(crate) fn expiry_due(self: &Arc<Self>) -> bool {
-        let Some(expires) = self.expires else {
+        let expires = self.expires.load(Ordering::Relaxed);
+        if expires == 0 {
             return false;
-        };
+        }
         if self.is_deleted() || self.counts().consumers > 0 {
             // In use: the lease starts again when its last consumer goes.
             return false;

@@ -111,6 +111,9 @@ impl VHost {
                     queue.mark_deleted();
                 }
             }
+            Command::SetPolicy(_) | Command::ClearPolicy { .. } => {
+                self.apply_policy_command(command);
+            }
             Command::Bind(def) => {
                 if let Some((source, binding)) = self.resolve_binding(def) {
                     source.bind(binding);
@@ -142,6 +145,7 @@ impl VHost {
             arguments: persistence::decode_table(&def.arguments),
         };
         let exchange = Exchange::new(name.clone(), config);
+        self.apply_policy_to_exchange(&exchange);
         self.exchanges.write().insert(name, exchange.clone());
         self.exchanges_generation.fetch_add(1, Ordering::Release);
         Some(exchange)
@@ -182,6 +186,7 @@ impl VHost {
                 return None;
             }
         };
+        self.apply_policies_to_queue(&queue);
         self.queues.write().insert(name, queue.clone());
         // An x-expires lease starts when a queue is declared, and again at every start.
         queue.mark_used();
@@ -241,6 +246,7 @@ impl VHost {
         for queue in self.queues() {
             removal.commands.push(self.delete_queue_command(&queue));
         }
+        removal.commands.extend(self.plan_clear_policies());
         removal.commands
     }
 

@@ -15,12 +15,14 @@ use crate::message::Message;
 use crate::metadata::{Command, Metadata};
 use crate::names::server_generated_queue_name;
 use crate::persistence::{Persistence, VhostDef};
+use crate::policy::Policy;
 use crate::publish::{CachedSource, Routes};
 use crate::queue::arguments::{check_equivalent, type_name};
 use crate::queue::{Queue, QueueArguments, QueueConfig, QueueEnv, QueueType};
 use crate::ConnectionId;
 
 mod changes;
+mod policies;
 
 use changes::Removal;
 
@@ -84,6 +86,8 @@ pub struct VHost {
     metadata: Arc<Metadata>,
     /// What its queues are given: the broker's timers, and this vhost for their dead letters.
     pub(crate) queue_env: QueueEnv,
+    /// Its policies and operator policies (`policies.rs`).
+    policies: RwLock<Vec<Arc<Policy>>>,
 }
 
 fn reserved_prefix(kind: &str, name: &ShortStr) -> AmqpError {
@@ -231,6 +235,7 @@ impl VHost {
                 timers,
                 vhost: me.clone(),
             },
+            policies: RwLock::new(Vec::new()),
         })
     }
 
@@ -816,7 +821,7 @@ impl VHost {
     }
 
     /// Routes through one exchange. What it routes nowhere goes on to its alternate exchange
-    /// (the `alternate-exchange` argument, if that exchange exists), as in RabbitMQ; the
+    /// (the `alternate-exchange` argument or policy key, if that exchange exists), as in RabbitMQ; the
     /// caller's visited set and hop limit stop cycles of alternates too.
     fn route_through(&self, exchange: &Exchange, message: &Message, pending: &mut Routed) {
         let before = pending.len();
@@ -824,13 +829,22 @@ impl VHost {
         if pending.len() > before {
             return;
         }
-        let Some(name) = exchange
+        // The argument wins over a policy's `alternate-exchange`, as in RabbitMQ.
+        let from_policy;
+        let name = match exchange
             .config
             .arguments
             .get(ALTERNATE_EXCHANGE)
             .and_then(FieldValue::as_bytes)
-        else {
-            return;
+        {
+            Some(name) => name,
+            None => {
+                from_policy = exchange.policy_alternate();
+                match &from_policy {
+                    Some(name) => name.as_bytes(),
+                    None => return,
+                }
+            }
         };
         if let Some(alternate) = self.exchanges.read().get(name) {
             pending.push(Destination::Exchange(alternate.clone()));

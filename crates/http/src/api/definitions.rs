@@ -21,6 +21,7 @@ use crate::convert::{json_to_table, short_str, table_to_json};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, RABBITMQ_COMPAT_VERSION};
 use warren_broker::persistence::VhostDef;
+use warren_broker::policy::{PolicyDef, PolicyKind};
 
 /// Exchanges every vhost has: not exported, not imported.
 fn builtin_exchange(name: &str) -> bool {
@@ -103,6 +104,82 @@ fn topology(vhost: &VHost, with_vhost: bool) -> (Vec<Value>, Vec<Value>, Vec<Val
     (queues, exchanges, bindings)
 }
 
+/// A vhost's policies and operator policies as RabbitMQ exports them: policies in
+/// `policies`, operator policies as runtime parameters of component `operator_policy`.
+fn policies(vhost: &VHost) -> (Vec<Value>, Vec<Value>) {
+    let policies = vhost
+        .policies(PolicyKind::Policy)
+        .iter()
+        .map(|p| serde_json::to_value(super::policies::PolicyJson::from(p)).unwrap_or_default())
+        .collect();
+    let parameters = vhost
+        .policies(PolicyKind::OperatorPolicy)
+        .into_iter()
+        .map(|p| {
+            json!({
+                "value": {
+                    "pattern": p.pattern,
+                    "definition": p.definition,
+                    "priority": p.priority,
+                    "apply-to": p.apply_to.as_str(),
+                },
+                "vhost": p.vhost,
+                "component": PolicyKind::OperatorPolicy.component(),
+                "name": p.name,
+            })
+        })
+        .collect();
+    (policies, parameters)
+}
+
+/// Runtime parameters other than operator policies (federation upstreams, shovels) are for
+/// plugins Warren does not have: a file with any is refused before anything is imported,
+/// rather than imported without them.
+fn check_parameters(defs: &Value) -> ApiResult<()> {
+    for p in items(defs, "parameters") {
+        let component = str_field(p, "component", "parameter")?;
+        if component != PolicyKind::OperatorPolicy.component() {
+            let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+            return Err(ApiError::bad_request(format!(
+                "parameter '{name}' of component '{component}': runtime parameters of plugins are not supported by Warren"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Imports `policies` and the operator policies among `parameters`, validated as the API's
+/// PUT validates them.
+fn import_policies(state: &AppState, defs: &Value, vhost: Option<&str>) -> ApiResult<()> {
+    let mut wanted = Vec::new();
+    for p in items(defs, "policies") {
+        wanted.push((PolicyKind::Policy, p, p));
+    }
+    for p in items(defs, "parameters") {
+        wanted.push((
+            PolicyKind::OperatorPolicy,
+            p,
+            p.get("value").unwrap_or(&Value::Null),
+        ));
+    }
+    for (kind, item, body) in wanted {
+        let name = str_field(item, "name", "policy")?;
+        let vhost_name = match vhost {
+            Some(v) => v,
+            None => str_field(item, "vhost", "policy")?,
+        };
+        let v = state.broker.vhost(vhost_name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "policy '{name}': vhost '{vhost_name}' does not exist"
+            ))
+        })?;
+        let def = PolicyDef::from_json(vhost_name, name, kind, body)
+            .map_err(|e| ApiError::bad_request(format!("policy '{name}': {e}")))?;
+        v.set_policy(def)?;
+    }
+    Ok(())
+}
+
 fn header() -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("rabbit_version".into(), RABBITMQ_COMPAT_VERSION.into());
@@ -132,11 +209,15 @@ pub async fn export(State(state): State<AppState>, user: AuthUser) -> ApiResult<
         .collect();
     let permissions = super::permissions::permissions(&state, |_, _| true);
     let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut policy_list, mut parameters) = (Vec::new(), Vec::new());
     for v in &vhosts {
         let (q, e, b) = topology(v, true);
         queues.extend(q);
         exchanges.extend(e);
         bindings.extend(b);
+        let (p, o) = policies(v);
+        policy_list.extend(p);
+        parameters.extend(o);
     }
     let mut m = header();
     m.insert(
@@ -149,9 +230,9 @@ pub async fn export(State(state): State<AppState>, user: AuthUser) -> ApiResult<
         serde_json::to_value(permissions).unwrap_or_default(),
     );
     m.insert("topic_permissions".into(), json!([]));
-    m.insert("parameters".into(), json!([]));
+    m.insert("parameters".into(), Value::Array(parameters));
     m.insert("global_parameters".into(), json!([]));
-    m.insert("policies".into(), json!([]));
+    m.insert("policies".into(), Value::Array(policy_list));
     m.insert("queues".into(), Value::Array(queues));
     m.insert("exchanges".into(), Value::Array(exchanges));
     m.insert("bindings".into(), Value::Array(bindings));
@@ -166,9 +247,10 @@ pub async fn export_vhost(
     user.require_admin()?;
     let v = state.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     let (queues, exchanges, bindings) = topology(&v, false);
+    let (policy_list, parameters) = policies(&v);
     let mut m = header();
-    m.insert("parameters".into(), json!([]));
-    m.insert("policies".into(), json!([]));
+    m.insert("parameters".into(), Value::Array(parameters));
+    m.insert("policies".into(), Value::Array(policy_list));
     m.insert("queues".into(), Value::Array(queues));
     m.insert("exchanges".into(), Value::Array(exchanges));
     m.insert("bindings".into(), Value::Array(bindings));
@@ -199,6 +281,7 @@ fn import_topology(state: &AppState, defs: &Value, vhost: Option<&str>) -> ApiRe
             .vhost(name)
             .ok_or_else(|| ApiError::bad_request(format!("{what}: vhost '{name}' does not exist")))
     };
+    import_policies(state, defs, vhost)?;
     for e in items(defs, "exchanges") {
         let name = str_field(e, "name", "exchange")?;
         if builtin_exchange(name) {
@@ -245,12 +328,7 @@ fn import_topology(state: &AppState, defs: &Value, vhost: Option<&str>) -> ApiRe
         };
         result.map_err(|err| ApiError::bad_request(format!("{what}: {err}")))?;
     }
-    for ignored in [
-        "parameters",
-        "policies",
-        "global_parameters",
-        "topic_permissions",
-    ] {
+    for ignored in ["global_parameters", "topic_permissions"] {
         let n = items(defs, ignored).len();
         if n > 0 {
             warn!(
@@ -270,6 +348,7 @@ pub async fn import(
 ) -> ApiResult<Response> {
     user.require_admin()?;
     let defs: Value = parse_body(&body)?;
+    check_parameters(&defs)?;
     let broker = &state.broker;
     // Check every user before changing anything: a bad hash would lock someone out.
     let mut users = Vec::new();
@@ -333,6 +412,7 @@ pub async fn import_vhost(
         return Err(ApiError::NotFound);
     }
     let defs: Value = parse_body(&body)?;
+    check_parameters(&defs)?;
     import_topology(&state, &defs, Some(&vhost))?;
     info!(user = %user.name, %vhost, "vhost definitions imported");
     Ok(no_content())

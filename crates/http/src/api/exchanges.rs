@@ -36,6 +36,9 @@ pub struct ExchangeJson {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: Value,
+    /// Absent when no policy applies, as in RabbitMQ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     pub user_who_performed_action: &'static str,
 }
 
@@ -57,6 +60,7 @@ pub fn exchange_json(vhost: &str, e: &Exchange) -> ExchangeJson {
         auto_delete: e.config.auto_delete,
         internal: e.config.internal,
         arguments: table_to_json(&e.config.arguments),
+        policy: e.policy_name(),
         user_who_performed_action: "rmq-internal",
     }
 }

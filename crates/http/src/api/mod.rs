@@ -6,6 +6,7 @@ pub mod definitions;
 pub mod exchanges;
 pub mod overview;
 pub mod permissions;
+pub mod policies;
 pub mod queues;
 pub mod users;
 pub mod vhosts;
@@ -34,6 +35,8 @@ pub fn router() -> Router<AppState> {
     use exchanges as e;
     use overview as o;
     use permissions as p;
+    use policies::operator_policies as op;
+    use policies::user_policies as pol;
     use queues as q;
     use users as u;
     use vhosts as v;
@@ -46,9 +49,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/extensions", get(o::empty_list))
         .route("/api/auth", get(o::auth_settings))
         .route("/api/parameters", get(o::empty_list))
-        .route("/api/policies", get(o::empty_list))
-        .route("/api/policies/{vhost}", get(o::empty_list_in_vhost))
-        .route("/api/operator-policies", get(o::empty_list))
+        .route("/api/policies", get(pol::list))
+        .route("/api/policies/{vhost}", get(pol::list_vhost))
+        .route(
+            "/api/policies/{vhost}/{name}",
+            get(pol::show).put(pol::put).delete(pol::delete),
+        )
+        .route("/api/operator-policies", get(op::list))
+        .route("/api/operator-policies/{vhost}", get(op::list_vhost))
+        .route(
+            "/api/operator-policies/{vhost}/{name}",
+            get(op::show).put(op::put).delete(op::delete),
+        )
         .route("/api/global-parameters", get(o::empty_list))
         .route("/api/topic-permissions", get(o::empty_list))
         .route("/api/health/checks/alarms", get(o::health_alarms))

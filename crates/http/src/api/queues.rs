@@ -64,7 +64,8 @@ pub struct QueueJson<'a> {
     messages_unacknowledged_details: Rate,
     message_bytes_ready: u64,
     memory: u64,
-    policy: Option<&'static str>,
+    policy: Option<String>,
+    operator_policy: Option<String>,
     exclusive_consumer_tag: Option<&'static str>,
     owner_pid_details: Option<Value>,
     effective_policy_definition: Value,
@@ -105,6 +106,7 @@ pub fn queue_json<'a>(state: &'a AppState, vhost: &'a str, q: &Arc<Queue>) -> Qu
     let stats = &q.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let owner = q.owner.and_then(|id| state.broker.connections.get(id));
+    let policies = q.applied_policies();
     QueueJson {
         name: short_str(&q.name),
         vhost,
@@ -128,12 +130,13 @@ pub fn queue_json<'a>(state: &'a AppState, vhost: &'a str, q: &Arc<Queue>) -> Qu
         memory: QUEUE_BASE_MEMORY
             + ready_bytes
             + PER_MESSAGE_OVERHEAD * (c.ready as u64 + c.unacked as u64),
-        policy: None,
+        policy: policies.policy.as_ref().map(|p| p.def.name.clone()),
+        operator_policy: policies.operator.as_ref().map(|p| p.def.name.clone()),
         exclusive_consumer_tag: None,
         owner_pid_details: owner.map(|o| {
             json!({"name": o.name, "peer_host": o.peer.ip().to_canonical().to_string(), "peer_port": o.peer.port()})
         }),
-        effective_policy_definition: json!({}),
+        effective_policy_definition: Value::Object(policies.definition),
         message_stats: QueueMessageStats {
             publish: load(&stats.published),
             publish_details: rates.publish,

@@ -19,6 +19,7 @@ use super::{ClassicQueue, QueueState};
 use crate::clock::{Millis, Timers};
 use crate::dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 use crate::message::Message;
+use crate::queue::arguments::Overflow;
 use crate::queue::Queue;
 
 /// Expired messages removed under the lock in one go: the bound on how long a mass expiry
@@ -150,6 +151,11 @@ impl ClassicQueue {
     /// drop-head: what is over the limit leaves from the head (the highest priority first,
     /// as RabbitMQ's priority queue drops), dead-lettered as `maxlen`.
     pub(super) fn enforce_max_length(&self, q: &Queue, st: &mut QueueState) {
+        // Under reject-publish a queue over a (lowered) limit keeps what it has and refuses
+        // publishes until it is below.
+        if st.effective.overflow != Overflow::DropHead {
+            return;
+        }
         while st.over_limit() {
             let Some(lane) = st.head_lane() else { break };
             // Each call takes a message or finds that the lane has none after all (its log

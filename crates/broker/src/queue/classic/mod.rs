@@ -61,7 +61,7 @@ struct QueueState {
     cursor: usize,
     next_consumer_id: u64,
     deleted: bool,
-    /// The settings in effect: the declared arguments (policies will be merged in here).
+    /// The settings in effect: the declared arguments with the policies merged in.
     effective: QueueArguments,
     /// Messages that died under the lock, published to the dead-letter exchange after it.
     dead_letters: Vec<DeadLetter>,
@@ -271,9 +271,22 @@ impl ClassicQueue {
     }
 }
 impl QueueBackend for ClassicQueue {
-    /// The settings in effect now (arguments, later merged with policies).
+    /// The settings in effect now: the arguments with the policies merged in.
     fn effective_arguments(&self) -> QueueArguments {
         self.state.lock().effective.clone()
+    }
+
+    /// A policy changed the settings: a lower length limit drops from the head at once
+    /// (under drop-head only, as RabbitMQ), a dead-letter exchange applies to the next death,
+    /// a TTL to the next message.
+    fn set_effective(&self, q: &Arc<Queue>, effective: QueueArguments) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        st.effective = effective;
+        self.enforce_max_length(q, &mut st);
+        self.finish(q, st);
     }
 
     fn counts(&self) -> QueueCounts {
