@@ -517,6 +517,43 @@ test('admin: permissions are set and cleared from the permissions page', async (
   await eventually('the row gone', async () => (await row.count()) === 0);
 });
 
+test('policies: set one from the page, see it applied to a queue, clear it', async () => {
+  assert.equal((await api('PUT', 'queues/%2F/ui-policy-q', { durable: false })).status, 201);
+  await go('policies');
+  const set = page.locator('form.policies-form');
+  await set.waitFor();
+  await set.locator('input[name=name]').fill('ui-cap');
+  await set.locator('input[name=pattern]').fill('^ui-policy-');
+  await set.locator('select[name=apply_to]').selectOption('queues');
+  await set.locator('input[name=priority]').fill('3');
+  await set.locator('.kv-key').first().fill('max-length');
+  await set.locator('.kv-value').first().fill('5');
+  await set.locator('.kv-type').first().selectOption('number');
+  await set.locator('button[type=submit]').click();
+  await eventually('the policy', async () => (await api('GET', 'policies/%2F/ui-cap')).status === 200);
+  const row = page.locator('#policies-list tbody tr', { hasText: 'ui-cap' });
+  await eventually('the row', async () => (await row.count()) === 1);
+  assert.match(await row.innerText(), /max-length = 5/);
+  // A refusal shows RabbitMQ's reason in the form, unescaped.
+  await set.locator('input[name=name]').fill('ui-bad');
+  await set.locator('input[name=pattern]').fill('x');
+  await set.locator('.kv-key').first().fill('message-ttl');
+  await set.locator('.kv-value').first().fill('abc');
+  await set.locator('button[type=submit]').click();
+  await eventually('the refusal', async () => /<<"abc">> is not a valid message TTL/.test(await set.locator('.form-error').innerText()));
+  await shot('16-policies');
+  // The queue's page shows the policy and what it sets.
+  await go('queues/%2F/ui-policy-q');
+  await eventually('the queue shows it', async () => /Policy\s+ui-cap/.test(await page.locator('main').innerText()));
+  assert.match(await page.locator('main').innerText(), /max-length/);
+  await shot('17-queue-policy');
+  await go('policies');
+  await row.getByRole('button', { name: 'Clear' }).click();
+  await confirm('Clear');
+  await eventually('cleared', async () => (await api('GET', 'policies/%2F/ui-cap')).status === 404);
+  assert.equal((await api('DELETE', 'queues/%2F/ui-policy-q')).status, 204);
+});
+
 test('queues: 10,000 queues list, sort and page quickly', async () => {
   assert.equal((await api('PUT', 'vhosts/bulk', {})).status, 201);
   assert.equal((await api('PUT', 'permissions/bulk/guest', { configure: '.*', write: '.*', read: '.*' })).status, 201);

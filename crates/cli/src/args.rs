@@ -43,6 +43,11 @@ pub struct Options {
     /// delete_queue's -e / -u.
     pub if_empty: bool,
     pub if_unused: bool,
+    /// set_policy's --priority, as given: the verb checks it, so that a bad one is reported
+    /// with that verb's usage, as rabbitmqctl does.
+    pub priority: Option<String>,
+    /// set_policy's --apply-to (queues, exchanges or all; the API validates it).
+    pub apply_to: Option<String>,
     pub help: bool,
     pub version: bool,
 }
@@ -101,6 +106,8 @@ pub fn parse(
         timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
         if_empty: false,
         if_unused: false,
+        priority: None,
+        apply_to: None,
         help: false,
         version: false,
     };
@@ -134,6 +141,8 @@ pub fn parse(
             "--username" | "--user" => o.username = value_of(&name, inline, &mut rest)?,
             "--password" => o.password = value_of(&name, inline, &mut rest)?,
             "-p" | "--vhost" => o.vhost = value_of(&name, inline, &mut rest)?,
+            "--priority" => o.priority = Some(value_of(&name, inline, &mut rest)?),
+            "--apply-to" => o.apply_to = Some(value_of(&name, inline, &mut rest)?),
             "--formatter" => {
                 let f = value_of(&name, inline, &mut rest)?;
                 o.formatter = match f.as_str() {
@@ -207,6 +216,17 @@ mod tests {
         assert_eq!(inv.args, ["bob", "-secret-"]);
         let inv = parse_str("export_definitions -").unwrap();
         assert_eq!(inv.args, ["-"]);
+    }
+
+    #[test]
+    fn policy_options() {
+        let inv = parse_str("set_policy --priority 3 --apply_to=queues p ^a {}").unwrap();
+        assert_eq!(inv.args, ["p", "^a", "{}"]);
+        assert_eq!(inv.options.priority.as_deref(), Some("3"));
+        assert_eq!(inv.options.apply_to.as_deref(), Some("queues"));
+        // Checked by the verb, not here.
+        let inv = parse_str("set_policy --priority=x p ^a {}").unwrap();
+        assert_eq!(inv.options.priority.as_deref(), Some("x"));
     }
 
     #[test]

@@ -5,7 +5,9 @@ use thiserror::Error;
 
 /// EX_USAGE: the command line is wrong (unknown verb or option, wrong arguments).
 pub const EX_USAGE: u8 = 64;
-/// EX_DATAERR: an input file is unreadable or not JSON (rabbitmqctl's code for the same).
+/// EX_DATAERR: an input file is unreadable or not JSON (rabbitmqctl's code for the same);
+/// also a policy definition that is not JSON (rabbitmqctl, which has the node decode it,
+/// answers 69 for that: here 69 means only that the API cannot be reached).
 pub const EX_DATAERR: u8 = 65;
 /// EX_UNAVAILABLE: the management API cannot be reached.
 pub const EX_UNAVAILABLE: u8 = 69;

@@ -3,8 +3,8 @@
 //!
 //! The verbs take rabbitmqctl's arguments and print what it prints (an informational line,
 //! then tab-separated rows under a header; or JSON with `--formatter json`), and exit with
-//! its codes: 0, 64 for a usage error, 65 for an unusable input file, 69 when the API cannot
-//! be reached, 70 when it refuses.
+//! its codes: 0, 64 for a usage error, 65 for an unusable input file (or a policy definition
+//! that is not JSON), 69 when the API cannot be reached, 70 when it refuses.
 //!
 //! [`run`] is the whole program as a function of its arguments, environment and streams, so
 //! tests can drive it without a process.
@@ -170,7 +170,7 @@ pub fn usage(prog: &str) -> String {
         s.push_str(&format!("  {}\n", v.usage));
     }
     s.push_str(&format!(
-        "\nExit codes: 0 ok, 64 usage error, 65 bad input file, 69 API unreachable, \
+        "\nExit codes: 0 ok, 64 usage error, 65 bad input file or JSON, 69 API unreachable, \
          70 the API refused.\n`{prog} help <command>` describes one command.\n"
     ));
     s

@@ -53,6 +53,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/pages/exchanges.js", JS),
     asset!("js/pages/connections.js", JS),
     asset!("js/pages/admin.js", JS),
+    asset!("js/pages/policies.js", JS),
 ];
 
 /// Scripts, styles and connections only from this origin: the page has no inline script, and

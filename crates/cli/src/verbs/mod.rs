@@ -7,6 +7,7 @@ mod connections;
 mod definitions;
 mod exchanges;
 mod permissions;
+mod policies;
 mod queues;
 mod status;
 mod users;
@@ -81,6 +82,12 @@ pub const VERBS: &[Verb] = &[
     permissions::CLEAR,
     permissions::LIST,
     permissions::LIST_USER,
+    policies::SET,
+    policies::CLEAR,
+    policies::LIST,
+    policies::SET_OPERATOR,
+    policies::CLEAR_OPERATOR,
+    policies::LIST_OPERATOR,
     queues::PURGE,
     queues::DELETE,
     definitions::EXPORT,
@@ -131,4 +138,13 @@ pub fn api_error(status: u16, error: &str, reason: String) -> CliError {
         error: error.into(),
         reason,
     }
+}
+
+/// rabbitmqctl's words for a `-p` (or named) vhost that does not exist.
+pub fn no_such_vhost(name: &str) -> CliError {
+    api_error(
+        404,
+        "no_such_vhost",
+        format!("Virtual host '{name}' does not exist"),
+    )
 }

@@ -2,21 +2,13 @@
 
 use serde_json::json;
 
-use super::{api_error, arity, Ctx, Verb};
+use super::{api_error, arity, no_such_vhost, Ctx, Verb};
 use crate::client::quote;
 use crate::error::{CliError, CliResult};
 use crate::output::{col, Column};
 
 fn permission_path(ctx: &Ctx, user: &str) -> String {
     format!("/api/permissions/{}/{}", ctx.vhost_segment(), quote(user))
-}
-
-fn no_such_vhost(name: &str) -> CliError {
-    api_error(
-        404,
-        "no_such_vhost",
-        format!("Virtual host '{name}' does not exist"),
-    )
 }
 
 fn no_such_user(name: &str) -> CliError {

@@ -1,6 +1,6 @@
 //! add_vhost, delete_vhost, list_vhosts.
 
-use super::{api_error, arity, columns, columns_query, Ctx, Verb};
+use super::{arity, columns, columns_query, no_such_vhost, Ctx, Verb};
 use crate::client::quote;
 use crate::error::CliResult;
 use crate::output::{col, Column};
@@ -61,11 +61,7 @@ fn delete(ctx: &mut Ctx, args: &[String]) -> CliResult<()> {
     ctx.client
         .delete(&vhost_path(name), &[])
         .map_err(|e| match e {
-            e if e.is_not_found() => api_error(
-                404,
-                "no_such_vhost",
-                format!("Virtual host '{name}' does not exist"),
-            ),
+            e if e.is_not_found() => no_such_vhost(name),
             other => other,
         })
 }

@@ -7,5 +7,6 @@ mod harness;
 mod definitions;
 mod errors;
 mod lists;
+mod policies;
 mod queues;
 mod users;

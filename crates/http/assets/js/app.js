@@ -9,6 +9,7 @@ import { queuesPage, queuePage } from './pages/queues.js';
 import { exchangesPage, exchangePage } from './pages/exchanges.js';
 import { connectionsPage, connectionPage, channelsPage } from './pages/connections.js';
 import { usersPage, userPage, vhostsPage, vhostPage, permissionsPage } from './pages/admin.js';
+import { policiesPage } from './pages/policies.js';
 
 /** How often pages poll the API (RabbitMQ's UI and statistics interval: 5 s). */
 const REFRESH_MS = 5000;
@@ -28,6 +29,7 @@ const routes = [
   { path: ['vhosts'], page: vhostsPage, nav: 'vhosts', admin: true },
   { path: ['vhosts', ':name'], page: vhostPage, nav: 'vhosts', admin: true },
   { path: ['permissions'], page: permissionsPage, nav: 'permissions', admin: true },
+  { path: ['policies'], page: policiesPage, nav: 'policies', policymaker: true },
 ];
 
 const NAV = [
@@ -41,6 +43,11 @@ const ADMIN_NAV = [
   ['users', 'Users', ['users']],
   ['vhosts', 'Virtual hosts', ['vhosts']],
   ['permissions', 'Permissions', ['permissions']],
+  ['policies', 'Policies', ['policies']],
+];
+/** What a policymaker who is not an administrator sees under Admin. */
+const POLICYMAKER_NAV = [
+  ['policies', 'Policies', ['policies']],
 ];
 
 const app = document.getElementById('app');
@@ -109,6 +116,7 @@ async function enter(who) {
   };
   me.admin = me.tags.includes('administrator');
   me.monitor = me.admin || me.tags.includes('monitoring');
+  me.policymaker = me.admin || me.tags.includes('policymaker');
   await refreshVhosts();
   buildShell();
   startSampling();
@@ -128,7 +136,8 @@ function buildShell() {
     h('a', { href: href(...segs), dataset: { nav: key } }, label);
   const nav = h('nav', { class: 'nav', 'aria-label': 'Main' },
     NAV.map(navLink),
-    me.admin ? [h('div', { class: 'nav-heading' }, 'Admin'), ADMIN_NAV.map(navLink)] : null);
+    me.admin ? [h('div', { class: 'nav-heading' }, 'Admin'), ADMIN_NAV.map(navLink)] : null,
+    !me.admin && me.policymaker ? [h('div', { class: 'nav-heading' }, 'Admin'), POLICYMAKER_NAV.map(navLink)] : null);
   const vhostSelect = h('select', {
     'aria-label': 'Virtual host',
     id: 'vhost-select',
@@ -199,7 +208,7 @@ function route() {
     else a.removeAttribute('aria-current');
   }
   fill(main);
-  if (!found || (found.route.admin && !me.admin)) {
+  if (!found || (found.route.admin && !me.admin) || (found.route.policymaker && !me.policymaker)) {
     fill(main, h('div', { class: 'page-head' }, h('h1', null, 'Not found')),
       h('p', null, 'There is no such page. ', h('a', { href: '#/' }, 'Back to the overview.')));
     return;

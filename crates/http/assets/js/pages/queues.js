@@ -196,6 +196,10 @@ export async function queuePage(ctx) {
       ['Auto delete', q.auto_delete ? 'yes' : 'no'],
       ['Exclusive', q.exclusive ? (q.owner_pid_details ? link(q.owner_pid_details.name, 'connections', q.owner_pid_details.name) : 'yes') : 'no'],
       ['Arguments', Object.keys(q.arguments || {}).length ? h('pre', { class: 'inline' }, tableText(q.arguments)) : h('span', { class: 'muted' }, 'none')],
+      ['Policy', q.policy || h('span', { class: 'muted' }, 'none')],
+      ['Operator policy', q.operator_policy || h('span', { class: 'muted' }, 'none')],
+      ['Effective policy definition', Object.keys(q.effective_policy_definition || {}).length
+        ? h('pre', { class: 'inline' }, tableText(q.effective_policy_definition)) : h('span', { class: 'muted' }, 'none')],
       ['Ready bytes', bytes(q.message_bytes_ready)],
       ['Published', num(stat(q, 'publish'))],
       ['Delivered', num(stat(q, 'deliver_get'))],
