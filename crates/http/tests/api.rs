@@ -696,8 +696,29 @@ fn definitions_export_then_import_round_trip() {
         "/api/bindings/app/e/events/e/fan",
         json!({"routing_key": "fan"}),
     );
+    let r = h.put(
+        "/api/policies/app/cap",
+        json!({"pattern": "^jobs$", "definition": {"max-length": 100}, "priority": 2, "apply-to": "queues"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = h.put(
+        "/api/operator-policies/app/limit",
+        json!({"pattern": ".*", "definition": {"message-ttl": 30000}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
 
     let exported = h.get("/api/definitions").json();
+    assert_eq!(
+        exported["policies"],
+        json!([{"vhost": "app", "name": "cap", "pattern": "^jobs$", "apply-to": "queues",
+                "definition": {"max-length": 100}, "priority": 2}])
+    );
+    assert_eq!(
+        exported["parameters"],
+        json!([{"vhost": "app", "component": "operator_policy", "name": "limit",
+                "value": {"pattern": ".*", "definition": {"message-ttl": 30000},
+                          "priority": 0, "apply-to": "all"}}])
+    );
     assert_eq!(exported["rabbit_version"], "3.10.0");
     let svc = exported["users"]
         .as_array()
@@ -739,6 +760,13 @@ fn definitions_export_then_import_round_trip() {
         60000
     );
     assert_eq!(h.get("/api/exchanges/app/fan").json()["internal"], true);
+    let jobs = h.get("/api/queues/app/jobs").json();
+    assert_eq!(jobs["policy"], "cap");
+    assert_eq!(jobs["operator_policy"], "limit");
+    assert_eq!(
+        jobs["effective_policy_definition"],
+        json!({"max-length": 100, "message-ttl": 30000})
+    );
     let again = h.get("/api/definitions").json();
     for key in [
         "users",
@@ -747,6 +775,8 @@ fn definitions_export_then_import_round_trip() {
         "queues",
         "exchanges",
         "bindings",
+        "policies",
+        "parameters",
     ] {
         assert_eq!(again[key], exported[key], "{key}");
     }
@@ -761,12 +791,55 @@ fn definitions_export_then_import_round_trip() {
     h.put("/api/vhosts/copy", json!({}));
     assert_eq!(h.post("/api/definitions/copy", per_vhost).status, 204);
     assert_eq!(h.get("/api/queues/copy/jobs").status, 200);
+    // A plugin's runtime parameter is refused, not dropped.
+    let r = h.post(
+        "/api/definitions",
+        json!({"parameters": [{"vhost": "app", "component": "federation-upstream", "name": "up", "value": {}}]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
     // A broken file changes nothing it cannot do and says why.
     let r = h.post(
         "/api/definitions",
         json!({"queues": [{"name": "q", "vhost": "nope"}]}),
     );
     assert_eq!(r.status, 400);
+}
+
+/// Policies are for administrators and, in their vhosts, policymakers; operator policies for
+/// administrators only. Anyone who may see a vhost may list them.
+#[test]
+fn who_may_set_policies_and_operator_policies() {
+    let h = start();
+    h.add_user("maker", "pw", "policymaker");
+    h.add_user("watcher", "pw", "management");
+    let all = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    h.put("/api/permissions/%2F/maker", all.clone());
+    h.put("/api/permissions/%2F/watcher", all);
+    h.put("/api/vhosts/other", json!({}));
+    let body = json!({"pattern": "^q", "definition": {"max-length": 1}});
+    let as_user = |user: &str, method: &str, path: &str| {
+        h.request(method, path, Some((user, "pw")), Some(body.clone()))
+            .status
+    };
+    assert_eq!(as_user("maker", "PUT", "/api/policies/%2F/p"), 201);
+    assert_eq!(
+        as_user("maker", "PUT", "/api/policies/other/p"),
+        401,
+        "no permissions there"
+    );
+    assert_eq!(as_user("maker", "PUT", "/api/operator-policies/%2F/o"), 401);
+    assert_eq!(as_user("watcher", "PUT", "/api/policies/%2F/w"), 401);
+    assert_eq!(as_user("watcher", "GET", "/api/policies/%2F"), 200);
+    assert_eq!(as_user("watcher", "DELETE", "/api/policies/%2F/p"), 401);
+    assert_eq!(as_user("maker", "DELETE", "/api/policies/%2F/p"), 204);
+    let r = h.put("/api/policies/nowhere/p", body.clone());
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json(),
+        json!({"error": "not_found", "reason": "vhost_not_found"})
+    );
+    assert_eq!(h.get("/api/policies/%2F/p").status, 404);
+    assert_eq!(h.get("/api/policies/nowhere").status, 404);
 }
 
 #[test]
