@@ -7,6 +7,11 @@
 #   b  the same with publisher confirms, 1000 in flight
 #   c  fanout to 10 queues with a consumer each
 #   d  end-to-end latency at a fixed 1000 msg/s
+#   e  a with persistent messages in a durable queue, confirms
+#   g  a into a priority queue of 10 levels (x-max-priority 9), priorities spread over 0-9
+#   h  a reject-to-dead-letter loop: the queue dead-letters to itself, the consumer rejects
+#      every delivery (basic.nack requeue=false), a producer seeds it at 1000 msg/s; the rate
+#      is deliveries, each one rejected and dead-lettered back
 #
 # For every run it records the receive rate, latency percentiles, the broker's CPU time per
 # message received (utime+stime of the whole broker process from /proc/PID/stat, before and
@@ -58,7 +63,9 @@ scenario_args() {
     c) echo "--producers 1 --exchange-type fanout --queues 10 --consumers 10 --size 16 --prefetch 1000" ;;
     d) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --rate 1000" ;;
     e) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --confirm 1000 --persistent --durable-queues" ;;
-    *) echo "unknown scenario $1 (a, b, c, d or e)" >&2; exit 2 ;;
+    g) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --queue-args x-max-priority=9 --priorities 10" ;;
+    h) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --rate 1000 --reject --exchange= --queue-prefix perf-loop --queue-args x-dead-letter-exchange=,x-dead-letter-routing-key=perf-loop-1" ;;
+    *) echo "unknown scenario $1 (a, b, c, d, e, g or h)" >&2; exit 2 ;;
   esac
 }
 for s in "${SCENARIOS[@]}"; do scenario_args "$s" >/dev/null; done

@@ -93,6 +93,17 @@ pub struct PerfArgs {
     /// Runtime threads: 1 runs every connection on one thread (best on small machines).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Arguments for the queues declared, as PerfTest's: `x-max-priority=10,x-max-length=1000`
+    /// (integers and true/false are sent as such, anything else as a string; `k=` is "").
+    #[arg(long)]
+    pub queue_args: Option<String>,
+    /// Publish with a `priority` property spread evenly over 0..N-1 (0: no priority).
+    #[arg(long, default_value_t = 0)]
+    pub priorities: u8,
+    /// Settle deliveries with `basic.nack requeue=false` instead of acking them: with a
+    /// dead-letter exchange, a reject-to-dead-letter loop.
+    #[arg(long)]
+    pub reject: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -148,6 +159,40 @@ pub struct Config {
     #[serde(skip)]
     pub json: Option<PathBuf>,
     pub threads: usize,
+    /// `--queue-args`, parsed.
+    pub queue_args: Vec<(String, QueueArg)>,
+    pub priorities: u8,
+    pub reject: bool,
+}
+
+/// A value of `--queue-args`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum QueueArg {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+/// `k=v,k=v` into typed pairs.
+fn parse_queue_args(spec: &str) -> Result<Vec<(String, QueueArg)>, PerfError> {
+    spec.split(',')
+        .filter(|kv| !kv.trim().is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                PerfError::Config(format!("--queue-args: expected key=value, got {kv:?}"))
+            })?;
+            let value = match v {
+                "true" => QueueArg::Bool(true),
+                "false" => QueueArg::Bool(false),
+                _ => match v.parse::<i64>() {
+                    Ok(n) => QueueArg::Int(n),
+                    Err(_) => QueueArg::Text(v.to_string()),
+                },
+            };
+            Ok((k.trim().to_string(), value))
+        })
+        .collect()
 }
 
 fn secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -240,6 +285,12 @@ impl Config {
             pmessages: a.pmessages,
             json: a.json,
             threads: a.threads.max(1),
+            queue_args: match &a.queue_args {
+                Some(spec) => parse_queue_args(spec)?,
+                None => Vec::new(),
+            },
+            priorities: a.priorities,
+            reject: a.reject,
         })
     }
 

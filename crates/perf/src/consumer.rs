@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warren_protocol::{
-    encode_method_frame, BasicAck, BasicConsume, BasicQos, Frame, Method, ShortStr,
+    encode_method_frame, BasicAck, BasicConsume, BasicNack, BasicQos, Frame, Method, ShortStr,
 };
 
 use crate::client::{close_error, is_close, Connection, CHANNEL, READ_BUF};
@@ -62,6 +62,8 @@ struct Acks {
     last_tag: u64,
     /// 0: once per read; N: every N deliveries.
     every: usize,
+    /// --reject: settle with basic.nack requeue=false.
+    reject: bool,
 }
 
 impl Acks {
@@ -69,11 +71,20 @@ impl Acks {
         if self.pending == 0 {
             return;
         }
-        let ack = Method::BasicAck(BasicAck {
-            delivery_tag: self.last_tag,
-            // One delivery per ack when asked for exactly that; otherwise everything so far.
-            multiple: self.every != 1,
-        });
+        // One delivery per ack when asked for exactly that; otherwise everything so far.
+        let multiple = self.every != 1;
+        let ack = if self.reject {
+            Method::BasicNack(BasicNack {
+                delivery_tag: self.last_tag,
+                multiple,
+                requeue: false,
+            })
+        } else {
+            Method::BasicAck(BasicAck {
+                delivery_tag: self.last_tag,
+                multiple,
+            })
+        };
         encode_method_frame(out, CHANNEL, &ack);
         self.pending = 0;
     }
@@ -90,6 +101,7 @@ async fn consume(
         pending: 0,
         last_tag: 0,
         every: cfg.multi_ack_every,
+        reject: cfg.reject,
     });
     let expected = cfg.expected_deliveries();
     let mut wbuf = BytesMut::with_capacity(4096);

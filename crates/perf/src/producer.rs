@@ -61,14 +61,26 @@ async fn publish(
 ) -> Result<(), PerfError> {
     let routing_key = cfg.routing_key(cfg.producer_queue(id));
     let (reader, mut writer, rbuf, frame_max) = conn.into_split();
-    let template = PublishTemplate::new(
-        CHANNEL,
-        &cfg.exchange,
-        &routing_key,
-        cfg.persistent,
-        cfg.size,
-        frame_max,
-    );
+    // One template per priority (--priorities), or one without a priority.
+    let levels: Vec<Option<u8>> = match cfg.priorities {
+        0 => vec![None],
+        n => (0..n).map(Some).collect(),
+    };
+    let templates: Vec<PublishTemplate> = levels
+        .into_iter()
+        .map(|priority| {
+            PublishTemplate::new(
+                CHANNEL,
+                &cfg.exchange,
+                &routing_key,
+                cfg.persistent,
+                priority,
+                cfg.size,
+                frame_max,
+            )
+        })
+        .collect();
+    let mut pick = Xorshift(0x9E37_79B9_7F4A_7C15 ^ id as u64);
     let window = (cfg.confirm > 0).then(|| {
         Arc::new(Window {
             confirms: Mutex::new(ConfirmWindow::new(cfg.confirm)),
@@ -88,9 +100,9 @@ async fn publish(
     };
 
     let limit = cfg.pmessages.unwrap_or(u64::MAX);
-    let batch_max = (BATCH_BYTES / template.encoded_len()).max(1) as u64;
+    let batch_max = (BATCH_BYTES / templates[0].encoded_len()).max(1) as u64;
     let mut pacer = (cfg.rate > 0.0).then(|| Pacer::new(cfg.rate));
-    let mut wbuf = BytesMut::with_capacity(batch_max as usize * template.encoded_len());
+    let mut wbuf = BytesMut::with_capacity(batch_max as usize * templates[0].encoded_len());
     let stopped = shared.stopped();
     tokio::pin!(stopped);
     let mut sent = 0u64;
@@ -126,6 +138,10 @@ async fn publish(
         let stamp = shared.now_ns();
         wbuf.clear();
         for _ in 0..n {
+            let template = match templates.len() {
+                1 => &templates[0],
+                len => &templates[pick.next() as usize % len],
+            };
             template.write(&mut wbuf, stamp);
         }
         tokio::select! {
@@ -226,5 +242,20 @@ async fn read_confirms(
                 w.freed.notify_one();
             }
         }
+    }
+}
+
+/// Picks each message's priority: the load generator needs an even spread, not randomness of
+/// any quality, so a xorshift does (no RNG crate for this).
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
     }
 }

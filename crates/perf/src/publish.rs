@@ -24,6 +24,7 @@ impl PublishTemplate {
         exchange: &str,
         routing_key: &str,
         persistent: bool,
+        priority: Option<u8>,
         size: usize,
         frame_max: u32,
     ) -> PublishTemplate {
@@ -36,9 +37,11 @@ impl PublishTemplate {
             immediate: false,
         });
         encode_method_frame(&mut out, channel, &publish);
-        // Like PerfTest: no properties at all for transient messages, delivery_mode 2 otherwise.
+        // Like PerfTest: no properties at all for transient messages, delivery_mode 2 otherwise
+        // (and the priority, with --priorities).
         let properties = BasicProperties {
             delivery_mode: persistent.then_some(2),
+            priority,
             ..Default::default()
         };
         let mut encoded = BytesMut::new();
@@ -92,7 +95,7 @@ mod tests {
 
     #[test]
     fn messages_are_valid_frames_with_the_stamp_in_front() {
-        let t = PublishTemplate::new(1, "perf.direct", "perf.q", false, 16, 4096);
+        let t = PublishTemplate::new(1, "perf.direct", "perf.q", false, None, 16, 4096);
         let mut out = BytesMut::new();
         t.write(&mut out, 0x0102_0304_0506_0708);
         t.write(&mut out, 42);
@@ -129,7 +132,7 @@ mod tests {
 
     #[test]
     fn large_bodies_split_and_persistent_sets_delivery_mode() {
-        let t = PublishTemplate::new(1, "", "q", true, 10_000, 4096);
+        let t = PublishTemplate::new(1, "", "q", true, None, 10_000, 4096);
         let mut out = BytesMut::new();
         t.write(&mut out, 7);
         let f = frames(&out);
@@ -150,7 +153,7 @@ mod tests {
 
     #[test]
     fn tiny_and_empty_bodies_carry_no_stamp() {
-        let t = PublishTemplate::new(1, "x", "k", false, 4, 4096);
+        let t = PublishTemplate::new(1, "x", "k", false, None, 4, 4096);
         assert!(!t.carries_timestamp());
         let mut out = BytesMut::new();
         t.write(&mut out, u64::MAX);
@@ -158,7 +161,7 @@ mod tests {
             Frame::Body { payload, .. } => assert_eq!(&payload[..], &[0; 4]),
             other => panic!("{other:?}"),
         }
-        let empty = PublishTemplate::new(1, "x", "k", false, 0, 4096);
+        let empty = PublishTemplate::new(1, "x", "k", false, None, 0, 4096);
         let mut out = BytesMut::new();
         empty.write(&mut out, 1);
         assert_eq!(frames(&out).len(), 2);

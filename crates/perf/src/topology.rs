@@ -3,6 +3,7 @@
 
 use warren_protocol::*;
 
+use crate::args::QueueArg;
 use crate::client::Connection;
 use crate::{Config, PerfError};
 
@@ -30,6 +31,7 @@ pub async fn declare(cfg: &Config, conn: &mut Connection) -> Result<(), PerfErro
             Method::QueueDeclare(QueueDeclare {
                 queue: queue.as_str().into(),
                 durable: cfg.durable,
+                arguments: queue_arguments(cfg),
                 ..Default::default()
             }),
             |m| matches!(m, Method::QueueDeclareOk(_)),
@@ -82,4 +84,18 @@ pub async fn delete(cfg: &Config, conn: &mut Connection) -> Result<(), PerfError
         .await?;
     }
     Ok(())
+}
+
+/// `--queue-args` as an AMQP table.
+fn queue_arguments(cfg: &Config) -> FieldTable {
+    let mut table = FieldTable::new();
+    for (key, value) in &cfg.queue_args {
+        let value = match value {
+            QueueArg::Int(n) => FieldValue::I64(*n),
+            QueueArg::Bool(b) => FieldValue::Bool(*b),
+            QueueArg::Text(s) => FieldValue::from(s.as_str()),
+        };
+        table.insert(key.as_str(), value);
+    }
+    table
 }
