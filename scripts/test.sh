@@ -53,6 +53,9 @@ echo "== crash test: kill -9 while publishing with confirms"
 "$SEED/run.sh" --version >/dev/null  # creates the virtualenv with pika
 "$SEED_SUITE_VENV/bin/python" tests/crash/crash_test.py target/release/warren --rounds 5 --port 25790 \
   || { echo "crash test failed"; exit 1; }
+echo "== crash test with a TTL and a dead-letter queue on the durable queues"
+"$SEED_SUITE_VENV/bin/python" tests/crash/crash_test.py target/release/warren --rounds 5 --port 25790 \
+  --ttl 300 || { echo "crash test (TTL, dead letters) failed"; exit 1; }
 
 echo "== differential: the same random operations against Warren and RabbitMQ 3.10, then the"
 echo "   queue-feature tests against each"

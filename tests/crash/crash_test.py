@@ -11,7 +11,14 @@ channel; frames on a channel are handled in order, so once the reply arrives the
 handled the ack. Acks still in flight when the broker dies may legitimately come back; those
 are counted as duplicates.
 
-Usage: crash_test.py WARREN_BINARY [--rounds 5] [--port 25790]
+With --ttl MS the durable queues also have a message TTL and dead-letter what expires into a
+durable dead-letter queue, which the consumer reads too: a confirmed message must then arrive
+from its queue or as a dead letter. Dead-lettering is at least once, so a message that expired
+just before a kill may be dead-lettered again after the restart: those repeats are counted
+apart (dead_letter_repeats), and "nothing acked comes back" is checked on the queues the
+messages were published to.
+
+Usage: crash_test.py WARREN_BINARY [--rounds 5] [--port 25790] [--ttl MS]
 Prints the counts and exits non-zero on any loss or resurrected ack.
 """
 
@@ -30,7 +37,17 @@ import pika
 import pika.exceptions
 
 QUEUES = [f"crash.q{i}" for i in range(3)]
+DEAD_LETTERS = "crash.dlq"
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
+# The queues' arguments: with --ttl, a TTL and the dead-letter queue.
+ARGUMENTS = {}
+
+
+def declare_all(ch):
+    for q in QUEUES:
+        ch.queue_declare(q, durable=True, arguments=ARGUMENTS)
+    if ARGUMENTS:
+        ch.queue_declare(DEAD_LETTERS, durable=True)
 
 
 class Broker:
@@ -75,8 +92,10 @@ class State:
         self.lock = threading.Lock()
         self.confirmed = set()
         self.received = {}          # body -> times received
-        self.acked_for_sure = set()
+        self.acked_for_sure = set()  # from the queues they were published to
         self.resurrected = set()
+        self.dead_lettered = set()   # received as a dead letter
+        self.dead_letter_repeats = 0
         self.publishing = True
         self.done = False
 
@@ -97,8 +116,7 @@ def publisher(port, state, start):
             conn = connect(port)
             ch = conn.channel()
             ch.confirm_delivery()
-            for q in QUEUES:
-                ch.queue_declare(q, durable=True)
+            declare_all(ch)
             while state.publishing:
                 body = f"m-{n}".encode()
                 n += 1
@@ -112,32 +130,49 @@ def publisher(port, state, start):
 
 
 def consumer(port, state):
+    """Acks what arrives. With --ttl the published-to queues are read slowly (prefetch 1 on a
+    channel of their own) so that most messages expire and are dead-lettered while the kills
+    happen; the dead-letter queue is read at full speed on another channel."""
     while not state.done:
         conn = None
         try:
             conn = connect(port)
-            ch = conn.channel()
-            ch.basic_qos(prefetch_count=200)
-            for q in QUEUES:
-                ch.queue_declare(q, durable=True)
-            pending = []
+            plans = [(QUEUES, 1 if ARGUMENTS else 200)]
+            if ARGUMENTS:
+                plans.append(([DEAD_LETTERS], 200))
+            channels = []
+            for queues, prefetch in plans:
+                ch = conn.channel()
+                ch.basic_qos(prefetch_count=prefetch)
+                declare_all(ch)
+                pending = []
 
-            def on_message(channel, method, properties, body):
-                with state.lock:
-                    if body in state.acked_for_sure:
-                        state.resurrected.add(body)
-                    state.received[body] = state.received.get(body, 0) + 1
-                pending.append((method.delivery_tag, body))
+                def on_message(channel, method, properties, body, pending=pending):
+                    dead = method.routing_key == DEAD_LETTERS
+                    with state.lock:
+                        if dead:
+                            if body in state.dead_lettered:
+                                state.dead_letter_repeats += 1
+                            state.dead_lettered.add(body)
+                        elif body in state.acked_for_sure:
+                            state.resurrected.add(body)
+                        state.received[body] = state.received.get(body, 0) + 1
+                    pending.append((method.delivery_tag, body, dead))
 
-            for q in QUEUES:
-                ch.basic_consume(q, on_message)
+                for q in queues:
+                    ch.basic_consume(q, on_message)
+                channels.append((ch, pending))
             while not state.done:
                 conn.process_data_events(time_limit=0.05)
-                if pending:
+                if ARGUMENTS:
+                    time.sleep(0.02)  # slow enough that most messages expire first
+                for ch, pending in channels:
+                    if not pending:
+                        continue
                     ch.basic_ack(pending[-1][0], multiple=True)
-                    ch.queue_declare(QUEUES[0], durable=True, passive=True)  # sync: acks handled
+                    ch.queue_declare(QUEUES[0], passive=True)  # sync: acks handled
                     with state.lock:
-                        state.acked_for_sure.update(b for _, b in pending)
+                        state.acked_for_sure.update(b for _, b, dead in pending if not dead)
                     pending.clear()
             conn.close()
         except (pika.exceptions.AMQPError, OSError):
@@ -151,7 +186,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--port", type=int, default=25790)
     ap.add_argument("--publishers", type=int, default=3)
+    ap.add_argument("--ttl", type=int, default=0,
+                    help="message TTL (ms) of the queues, which dead-letter into crash.dlq")
     args = ap.parse_args()
+    if args.ttl:
+        ARGUMENTS.update({"x-message-ttl": args.ttl, "x-dead-letter-exchange": "",
+                          "x-dead-letter-routing-key": DEAD_LETTERS})
 
     data_dir = tempfile.mkdtemp(prefix="warren-crash-")
     log = open(os.path.join(data_dir, "..", os.path.basename(data_dir) + ".log"), "ab")
@@ -197,9 +237,13 @@ def main():
         received = len(state.received)
         duplicates = sum(c - 1 for c in state.received.values())
         resurrected = len(state.resurrected)
+        dead_lettered = len(state.dead_lettered)
+        repeats = state.dead_letter_repeats
+    ttl = f" (TTL {args.ttl} ms, dead_lettered={dead_lettered} dead_letter_repeats={repeats})" \
+        if args.ttl else ""
     print(f"crash test: {args.rounds} kill -9 rounds in {time.monotonic() - started:.0f}s: "
           f"confirmed={confirmed} received={received} lost={lost} duplicates={duplicates} "
-          f"acked_came_back={resurrected}")
+          f"acked_came_back={resurrected}{ttl}")
     if lost or resurrected or confirmed == 0:
         with state.lock:
             missing = sorted(state.confirmed - state.received.keys())[:20]

@@ -13,6 +13,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use crate::metadata::{Command, Metadata};
 use crate::persistence::{PermissionDef, UserDef};
+use crate::topic_permissions::{TopicPermission, TopicPermissionDef};
 use sha2::{Digest, Sha256};
 
 /// A user as RabbitMQ stores one: `password_hash` is base64(salt ++ sha256(salt ++ password))
@@ -118,10 +119,15 @@ impl Permissions {
     }
 }
 
+/// A user's topic permissions in a vhost, one per exchange.
+type TopicPermissions = Vec<Arc<TopicPermission>>;
+
 /// Users and permissions, read on every login and (through caches) on every operation.
 pub struct AccessControl {
     users: RwLock<HashMap<String, User>>,
     permissions: RwLock<HashMap<(String, String), Arc<Permissions>>>,
+    /// Topic permissions by (vhost, user), one per exchange.
+    topic_permissions: RwLock<HashMap<(String, String), TopicPermissions>>,
     /// Bumped on every change, so connections can cache permission decisions safely.
     generation: AtomicU64,
     metadata: Arc<Metadata>,
@@ -133,6 +139,7 @@ impl AccessControl {
         AccessControl {
             users: RwLock::default(),
             permissions: RwLock::default(),
+            topic_permissions: RwLock::default(),
             generation: AtomicU64::new(0),
             metadata,
         }
@@ -173,6 +180,32 @@ impl AccessControl {
                 self.permissions
                     .write()
                     .remove(&(vhost.clone(), user.clone()));
+            }
+            Command::SetTopicPermission(def) => match TopicPermission::new(def.clone()) {
+                Ok(compiled) => {
+                    let key = (def.vhost.clone(), def.user.clone());
+                    let mut all = self.topic_permissions.write();
+                    let list = all.entry(key).or_default();
+                    list.retain(|p| p.def.exchange != def.exchange);
+                    list.push(Arc::new(compiled));
+                }
+                Err(e) => {
+                    tracing::warn!(user = %def.user, vhost = %def.vhost, error = %e, "stored topic permission skipped")
+                }
+            },
+            Command::ClearTopicPermission {
+                vhost,
+                user,
+                exchange,
+            } => {
+                let key = (vhost.clone(), user.clone());
+                let mut all = self.topic_permissions.write();
+                if let Some(list) = all.get_mut(&key) {
+                    list.retain(|p| &p.def.exchange != exchange);
+                    if list.is_empty() {
+                        all.remove(&key);
+                    }
+                }
             }
             _ => return,
         }
@@ -217,12 +250,14 @@ impl AccessControl {
         self.run(&plan).map(|()| true)
     }
 
-    /// Commands that clear the permissions matching `which(vhost, user)`.
+    /// Commands that clear the permissions (topic permissions too) matching
+    /// `which(vhost, user)`.
     pub(crate) fn plan_clear_permissions(
         &self,
         which: impl Fn(&str, &str) -> bool,
     ) -> Vec<Command> {
-        self.permissions
+        let mut plan: Vec<Command> = self
+            .permissions
             .read()
             .keys()
             .filter(|(v, u)| which(v, u))
@@ -230,7 +265,17 @@ impl AccessControl {
                 vhost: v.clone(),
                 user: u.clone(),
             })
-            .collect()
+            .collect();
+        for ((v, u), list) in self.topic_permissions.read().iter() {
+            if which(v, u) {
+                plan.extend(list.iter().map(|p| Command::ClearTopicPermission {
+                    vhost: v.clone(),
+                    user: u.clone(),
+                    exchange: p.def.exchange.clone(),
+                }));
+            }
+        }
+        plan
     }
 
     pub fn user(&self, name: &str) -> Option<User> {
@@ -282,6 +327,59 @@ impl AccessControl {
             .read()
             .get(&(vhost.to_string(), user.to_string()))
             .cloned()
+    }
+
+    /// Sets a user's topic permission for one exchange (its patterns compile: the caller
+    /// checked with `TopicPermission::new`).
+    pub fn set_topic_permission(&self, def: TopicPermissionDef) -> io::Result<()> {
+        let _order = self.metadata.lock();
+        self.run(&[Command::SetTopicPermission(def)])
+    }
+
+    /// Clears a user's topic permissions in a vhost, for one exchange or all; false if there
+    /// were none.
+    pub fn clear_topic_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        exchange: Option<&str>,
+    ) -> io::Result<bool> {
+        let _order = self.metadata.lock();
+        let plan: Vec<Command> = self
+            .topic_permissions(vhost, user)
+            .iter()
+            .filter(|p| exchange.is_none_or(|x| x == p.def.exchange))
+            .map(|p| Command::ClearTopicPermission {
+                vhost: vhost.to_string(),
+                user: user.to_string(),
+                exchange: p.def.exchange.clone(),
+            })
+            .collect();
+        if plan.is_empty() {
+            return Ok(false);
+        }
+        self.run(&plan).map(|()| true)
+    }
+
+    /// A user's topic permissions in a vhost (none: every routing key is allowed).
+    pub fn topic_permissions(&self, vhost: &str, user: &str) -> Vec<Arc<TopicPermission>> {
+        self.topic_permissions
+            .read()
+            .get(&(vhost.to_string(), user.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn all_topic_permissions(&self) -> Vec<TopicPermissionDef> {
+        let mut all: Vec<TopicPermissionDef> = self
+            .topic_permissions
+            .read()
+            .values()
+            .flatten()
+            .map(|p| p.def.clone())
+            .collect();
+        all.sort_by(|a, b| (&a.vhost, &a.user, &a.exchange).cmp(&(&b.vhost, &b.user, &b.exchange)));
+        all
     }
 
     pub fn all_permissions(&self) -> Vec<(String, String, Arc<Permissions>)> {

@@ -56,6 +56,9 @@ pub struct Broker {
     persistence: Option<Arc<Persistence>>,
     /// Orders definition changes and commits them (see `metadata.rs`).
     metadata: Arc<Metadata>,
+    /// RabbitMQ's global runtime parameters (`cluster_name`, and whatever tools store),
+    /// by name.
+    global_parameters: RwLock<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl Broker {
@@ -93,6 +96,7 @@ impl Broker {
             next_connection: AtomicU64::new(1),
             persistence,
             config,
+            global_parameters: RwLock::default(),
         }
     }
 
@@ -156,6 +160,14 @@ impl Broker {
                     self.vhosts.write().insert(def.name.clone(), vhost);
                 }
             },
+            Command::SetGlobalParameter { name, value } => {
+                self.global_parameters
+                    .write()
+                    .insert(name.clone(), value.clone());
+            }
+            Command::ClearGlobalParameter { name } => {
+                self.global_parameters.write().remove(name);
+            }
             Command::DeleteVhost { name } => {
                 self.vhosts.write().remove(name);
                 self.connections.close_vhost(name, "vhost is deleted");
@@ -163,7 +175,9 @@ impl Broker {
             Command::PutUser(_)
             | Command::DeleteUser { .. }
             | Command::SetPermissions(_)
-            | Command::ClearPermissions { .. } => self.access.apply(command),
+            | Command::ClearPermissions { .. }
+            | Command::SetTopicPermission(_)
+            | Command::ClearTopicPermission { .. } => self.access.apply(command),
             Command::DeclareExchange(_)
             | Command::DeleteExchange { .. }
             | Command::DeclareQueue(_)
@@ -301,6 +315,46 @@ impl Broker {
             name: name.to_string(),
         });
         self.run(&plan).map(|()| true)
+    }
+
+    /// The global runtime parameters, by name.
+    pub fn global_parameters(&self) -> Vec<(String, serde_json::Value)> {
+        let all = self.global_parameters.read();
+        all.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    pub fn global_parameter(&self, name: &str) -> Option<serde_json::Value> {
+        self.global_parameters.read().get(name).cloned()
+    }
+
+    /// Sets a global parameter; true if it is new. An error means it could not be stored.
+    pub fn set_global_parameter(
+        &self,
+        name: &str,
+        value: serde_json::Value,
+    ) -> std::io::Result<bool> {
+        let _order = self.metadata.lock();
+        let existing = self.global_parameter(name);
+        if existing.as_ref() == Some(&value) {
+            return Ok(false);
+        }
+        self.run(&[Command::SetGlobalParameter {
+            name: name.to_string(),
+            value,
+        }])
+        .map(|()| existing.is_none())
+    }
+
+    /// Clears a global parameter; false if there was none.
+    pub fn clear_global_parameter(&self, name: &str) -> std::io::Result<bool> {
+        let _order = self.metadata.lock();
+        if self.global_parameter(name).is_none() {
+            return Ok(false);
+        }
+        self.run(&[Command::ClearGlobalParameter {
+            name: name.to_string(),
+        }])
+        .map(|()| true)
     }
 
     /// connection.open: the vhost must exist and the user must have permissions in it.

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod registry;
+pub mod topic_permissions;
 pub mod vhost;
 
 pub use broker::{Broker, BrokerConfig, DEFAULT_MAX_MESSAGE_SIZE};

@@ -32,6 +32,7 @@ use crate::persistence::{
     BindingDef, ExchangeDef, NameDef, PermissionDef, QueueDef, UserDef, VhostDef,
 };
 use crate::policy::{PolicyDef, PolicyKind};
+use crate::topic_permissions::TopicPermissionDef;
 
 /// One change to the broker's definitions.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -64,6 +65,19 @@ pub enum Command {
     },
     Bind(BindingDef),
     Unbind(BindingDef),
+    SetGlobalParameter {
+        name: String,
+        value: serde_json::Value,
+    },
+    ClearGlobalParameter {
+        name: String,
+    },
+    SetTopicPermission(TopicPermissionDef),
+    ClearTopicPermission {
+        vhost: String,
+        user: String,
+        exchange: String,
+    },
     /// Sets a policy or operator policy (a new one, or a new version of one).
     SetPolicy(PolicyDef),
     ClearPolicy {
@@ -90,7 +104,11 @@ impl Command {
             | Command::SetPermissions(_)
             | Command::ClearPermissions { .. }
             | Command::SetPolicy(_)
-            | Command::ClearPolicy { .. } => true,
+            | Command::ClearPolicy { .. }
+            | Command::SetTopicPermission(_)
+            | Command::ClearTopicPermission { .. }
+            | Command::SetGlobalParameter { .. }
+            | Command::ClearGlobalParameter { .. } => true,
         }
     }
 

@@ -22,6 +22,7 @@ use warren_store::{Change, DefinitionsLog, QueueLog, Recovered, ReservedSpace, S
 
 use crate::metadata::{Command, CommandLog};
 use crate::policy::{PolicyDef, PolicyKind};
+use crate::topic_permissions::TopicPermissionDef;
 
 pub struct Persistence {
     pub data_dir: PathBuf,
@@ -154,6 +155,15 @@ pub struct Definitions {
     pub queues: Vec<QueueDef>,
     pub bindings: Vec<BindingDef>,
     pub policies: Vec<PolicyDef>,
+    pub topic_permissions: Vec<TopicPermissionDef>,
+    pub global_parameters: Vec<GlobalParameterDef>,
+}
+
+/// A global runtime parameter as stored.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct GlobalParameterDef {
+    pub name: String,
+    pub value: serde_json::Value,
 }
 
 impl Definitions {
@@ -352,6 +362,38 @@ fn stored_entry(command: &Command) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
         Command::Bind(b) => (binding_key(b)?, json(b)),
         Command::Unbind(b) => (binding_key(b)?, None),
         Command::SetPolicy(p) => (policy_key(p.kind, &p.vhost, &p.name), json(p)),
+        Command::SetGlobalParameter { name, value } => (
+            key(&[b"global_parameter", name.as_bytes()]),
+            json(&GlobalParameterDef {
+                name: name.clone(),
+                value: value.clone(),
+            }),
+        ),
+        Command::ClearGlobalParameter { name } => {
+            (key(&[b"global_parameter", name.as_bytes()]), None)
+        }
+        Command::SetTopicPermission(t) => (
+            key(&[
+                b"topic_permission",
+                t.vhost.as_bytes(),
+                t.user.as_bytes(),
+                t.exchange.as_bytes(),
+            ]),
+            json(t),
+        ),
+        Command::ClearTopicPermission {
+            vhost,
+            user,
+            exchange,
+        } => (
+            key(&[
+                b"topic_permission",
+                vhost.as_bytes(),
+                user.as_bytes(),
+                exchange.as_bytes(),
+            ]),
+            None,
+        ),
         Command::ClearPolicy { vhost, kind, name } => (policy_key(*kind, vhost, name), None),
     })
 }
@@ -385,9 +427,22 @@ impl Definitions {
     /// applies (vhosts first, bindings last): recovery replays these.
     pub fn into_commands(self) -> Vec<Command> {
         let mut commands = Vec::new();
+        commands.extend(
+            self.global_parameters
+                .into_iter()
+                .map(|p| Command::SetGlobalParameter {
+                    name: p.name,
+                    value: p.value,
+                }),
+        );
         commands.extend(self.vhosts.into_iter().map(Command::AddVhost));
         commands.extend(self.users.into_iter().map(Command::PutUser));
         commands.extend(self.permissions.into_iter().map(Command::SetPermissions));
+        commands.extend(
+            self.topic_permissions
+                .into_iter()
+                .map(Command::SetTopicPermission),
+        );
         // Before the queues and exchanges, which take their policies as they are installed.
         commands.extend(self.policies.into_iter().map(Command::SetPolicy));
         commands.extend(self.exchanges.into_iter().map(Command::DeclareExchange));
@@ -408,6 +463,8 @@ fn parse(entries: BTreeMap<Vec<u8>, Vec<u8>>) -> Definitions {
             b"exchange" => serde_json::from_slice(&v).map(|x| d.exchanges.push(x)),
             b"queue" => serde_json::from_slice(&v).map(|x| d.queues.push(x)),
             b"binding" => serde_json::from_slice(&v).map(|x| d.bindings.push(x)),
+            b"global_parameter" => serde_json::from_slice(&v).map(|x| d.global_parameters.push(x)),
+            b"topic_permission" => serde_json::from_slice(&v).map(|x| d.topic_permissions.push(x)),
             b"policy" | b"operator_policy" => {
                 serde_json::from_slice(&v).map(|x| d.policies.push(x))
             }

@@ -117,18 +117,22 @@ impl VHost {
 }
 
 impl VHost {
-    /// Publishes what died in `queue` to its dead-letter exchange, as RabbitMQ 3.10 does:
-    /// at most once (no confirm, no mandatory), dropped if the exchange does not exist, and
-    /// kept from the queues that would close a cycle of automatic deaths.
+    /// Publishes what died in `queue` to its dead-letter exchange, as RabbitMQ 3.10 does: no
+    /// confirm, no mandatory, dropped if the exchange does not exist, and kept from the queues
+    /// that would close a cycle of automatic deaths. Returns the group-commit ticket that
+    /// stores the letters (0: nothing to wait for), after which the source may forget them.
+    /// A queue that refuses a letter (`reject-publish`, a failing disk) drops it, as RabbitMQ's
+    /// would.
     pub(crate) fn publish_dead_letters(
         &self,
         from: &Queue,
         target: &DeadLetterTarget,
         letters: Vec<DeadLetter>,
-    ) {
+    ) -> u64 {
         let Ok(exchange) = self.exchange(&target.exchange) else {
-            return;
+            return 0;
         };
+        let mut ticket = 0;
         let now_secs = self.queue_env.timers.now() / 1000;
         let mut routes = Routes::default();
         for letter in letters {
@@ -157,9 +161,12 @@ impl VHost {
                     }
                     continue;
                 }
-                destination.enqueue(message.clone());
+                if let Enqueued::Accepted { ticket: t } = destination.enqueue(message.clone()) {
+                    ticket = ticket.max(t);
+                }
             }
         }
+        ticket
     }
 }
 

@@ -264,6 +264,8 @@ impl Channel {
                 let queue = self.queue_name(m.queue)?;
                 ctx.access.check(Access::Write, "queue", &queue)?;
                 ctx.access.check(Access::Read, "exchange", &m.exchange)?;
+                ctx.access
+                    .check_topic(Access::Read, ctx.vhost, &m.exchange, &m.routing_key)?;
                 ctx.vhost.bind_queue(
                     ctx.connection,
                     &queue,
@@ -280,6 +282,8 @@ impl Channel {
                 let queue = self.queue_name(m.queue)?;
                 ctx.access.check(Access::Write, "queue", &queue)?;
                 ctx.access.check(Access::Read, "exchange", &m.exchange)?;
+                ctx.access
+                    .check_topic(Access::Read, ctx.vhost, &m.exchange, &m.routing_key)?;
                 ctx.vhost.unbind_queue(
                     ctx.connection,
                     &queue,
@@ -351,6 +355,8 @@ impl Channel {
                 ctx.access
                     .check(Access::Write, "exchange", &m.destination)?;
                 ctx.access.check(Access::Read, "exchange", &m.source)?;
+                ctx.access
+                    .check_topic(Access::Read, ctx.vhost, &m.source, &m.routing_key)?;
                 ctx.vhost
                     .bind_exchange(&m.destination, &m.source, m.routing_key, m.arguments)?;
                 if !m.nowait {
@@ -363,6 +369,8 @@ impl Channel {
                 ctx.access
                     .check(Access::Write, "exchange", &m.destination)?;
                 ctx.access.check(Access::Read, "exchange", &m.source)?;
+                ctx.access
+                    .check_topic(Access::Read, ctx.vhost, &m.source, &m.routing_key)?;
                 ctx.vhost.unbind_exchange(
                     &m.destination,
                     &m.source,
@@ -450,6 +458,8 @@ impl Channel {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
         ctx.access.check(Access::Write, "exchange", &m.exchange)?;
+        ctx.access
+            .check_topic(Access::Write, ctx.vhost, &m.exchange, &m.routing_key)?;
         self.content = Some(PendingContent::new(m));
         Ok(())
     }

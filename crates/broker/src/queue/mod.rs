@@ -162,6 +162,9 @@ pub trait QueueBackend: Send + Sync {
     fn purge(&self, q: &Queue) -> u32;
     /// Drops (or dead-letters) what has expired at the head.
     fn expire(&self, q: &Arc<Queue>);
+    /// Work a timer set for later (a classic queue: records whose dead letters are now
+    /// stored).
+    fn upkeep(&self, _q: &Arc<Queue>) {}
     /// The queue is deleted: consumers are told, storage is freed. Returns the ready count.
     fn delete(&self) -> u32;
 
@@ -451,6 +454,11 @@ impl Queue {
     /// expiry calls it.
     pub fn expire(self: &Arc<Self>) {
         self.backend.expire(self)
+    }
+
+    /// Runs the work the queue's type set a timer for.
+    pub(crate) fn upkeep(self: &Arc<Self>) {
+        self.backend.upkeep(self)
     }
 
     /// The queue was used (declared, redeclared, read with basic.get, left by its last

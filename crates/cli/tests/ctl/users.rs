@@ -27,12 +27,14 @@ fn add_user_and_set_permissions_then_log_in_over_amqp() {
     h.close(c);
     assert!(h.login("bob", "wrong", "dev").is_err());
 
+    // The vhost was created through the API as guest, who may use it (as in RabbitMQ).
     let out = h.ctl(&["list_permissions", "-p", "dev"]);
     assert_eq!(
         out.ok(),
         "Listing permissions for vhost \"dev\" ...\n\
          user\tconfigure\twrite\tread\n\
-         bob\t^bob-.*\t.*\t.*\n"
+         bob\t^bob-.*\t.*\t.*\n\
+         guest\t.*\t.*\t.*\n"
     );
     let out = h.ctl(&["-s", "list_user_permissions", "bob"]);
     assert_eq!(out.ok(), "dev\t^bob-.*\t.*\t.*\n");

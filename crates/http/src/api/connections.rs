@@ -141,6 +141,48 @@ pub async fn of_vhost(
     listing::respond(connection_items(&state, &conns), &q)
 }
 
+/// `/api/connections/username/{user}`: a user's connections, for monitors, administrators
+/// and the user itself.
+pub async fn of_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    if !user.is_monitor() && user.name != name {
+        return Err(ApiError::not_authorised("Not monitor user"));
+    }
+    let conns = visible_connections(&state, &user, |c| c.user == name);
+    listing::respond(connection_items(&state, &conns), &q)
+}
+
+/// DELETE `/api/connections/username/{user}`: closes all of a user's connections
+/// (administrators, or the user itself), with the `X-Reason` header as the reason.
+pub async fn close_of_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if !user.is_admin() && user.name != name {
+        return Err(ApiError::not_authorised("Not administrator user"));
+    }
+    let reason = close_reason(&headers);
+    for c in visible_connections(&state, &user, |c| c.user == name) {
+        c.close(reason);
+    }
+    Ok(no_content())
+}
+
+/// The reason a forced close gives the client: the `X-Reason` header, or RabbitMQ's default.
+fn close_reason(headers: &HeaderMap) -> &str {
+    headers
+        .get("x-reason")
+        .and_then(|v| v.to_str().ok())
+        .filter(|r| !r.is_empty())
+        .unwrap_or("Closed via management plugin")
+}
+
 fn find_connection(
     state: &AppState,
     user: &AuthUser,
@@ -177,12 +219,7 @@ pub async fn close(
     if !user.is_admin() && c.user != user.name {
         return Err(ApiError::not_authorised("Not administrator user"));
     }
-    let reason = headers
-        .get("x-reason")
-        .and_then(|v| v.to_str().ok())
-        .filter(|r| !r.is_empty())
-        .unwrap_or("Closed via management plugin");
-    c.close(reason);
+    c.close(close_reason(&headers));
     Ok(no_content())
 }
 

@@ -6,7 +6,7 @@ use axum::body::Bytes as Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
-use tracing::{info, warn};
+use tracing::info;
 use warren_broker::auth::Permissions;
 use warren_broker::{ConnectionId, VHost};
 
@@ -229,9 +229,22 @@ pub async fn export(State(state): State<AppState>, user: AuthUser) -> ApiResult<
         "permissions".into(),
         serde_json::to_value(permissions).unwrap_or_default(),
     );
-    m.insert("topic_permissions".into(), json!([]));
+    let topic_permissions: Vec<Value> =
+        super::topic_permissions::topic_permissions(&state, |_, _| true)
+            .iter()
+            .map(|p| {
+                serde_json::to_value(super::topic_permissions::TopicPermissionJson::from(p))
+                    .unwrap_or_default()
+            })
+            .collect();
+    m.insert("topic_permissions".into(), Value::Array(topic_permissions));
     m.insert("parameters".into(), Value::Array(parameters));
-    m.insert("global_parameters".into(), json!([]));
+    let globals: Vec<Value> = broker
+        .global_parameters()
+        .into_iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    m.insert("global_parameters".into(), Value::Array(globals));
     m.insert("policies".into(), Value::Array(policy_list));
     m.insert("queues".into(), Value::Array(queues));
     m.insert("exchanges".into(), Value::Array(exchanges));
@@ -328,16 +341,6 @@ fn import_topology(state: &AppState, defs: &Value, vhost: Option<&str>) -> ApiRe
         };
         result.map_err(|err| ApiError::bad_request(format!("{what}: {err}")))?;
     }
-    for ignored in ["global_parameters", "topic_permissions"] {
-        let n = items(defs, ignored).len();
-        if n > 0 {
-            warn!(
-                n,
-                kind = ignored,
-                "definitions import: not supported, ignored"
-            );
-        }
-    }
     Ok(())
 }
 
@@ -395,6 +398,28 @@ pub async fn import(
         )
         .map_err(|e| ApiError::bad_request(format!("permission of '{u}' in '{v}': {e}")))?;
         broker.access.set_permissions(v, u, compiled)?;
+    }
+    for g in items(&defs, "global_parameters") {
+        let name = str_field(g, "name", "global parameter")?;
+        // The id of the RabbitMQ cluster the file came from is not this one's.
+        if name == "internal_cluster_id" {
+            continue;
+        }
+        let value = g.get("value").cloned().unwrap_or(Value::Null);
+        broker.set_global_parameter(name, value)?;
+    }
+    for p in items(&defs, "topic_permissions") {
+        let (u, v) = (
+            str_field(p, "user", "topic permission")?,
+            str_field(p, "vhost", "topic permission")?,
+        );
+        let body = super::topic_permissions::TopicPermissionBody {
+            exchange: str_field(p, "exchange", "topic permission")?.to_string(),
+            write: str_field(p, "write", "topic permission")?.to_string(),
+            read: str_field(p, "read", "topic permission")?.to_string(),
+        };
+        let def = super::topic_permissions::validated(&state, v, u, body)?;
+        broker.access.set_topic_permission(def)?;
     }
     import_topology(&state, &defs, None)?;
     info!(user = %user.name, "definitions imported");

@@ -5,9 +5,11 @@ pub mod connections;
 pub mod definitions;
 pub mod exchanges;
 pub mod overview;
+pub mod parameters;
 pub mod permissions;
 pub mod policies;
 pub mod queues;
+pub mod topic_permissions;
 pub mod users;
 pub mod vhosts;
 
@@ -34,21 +36,35 @@ pub fn router() -> Router<AppState> {
     use definitions as d;
     use exchanges as e;
     use overview as o;
+    use parameters as par;
     use permissions as p;
     use policies::operator_policies as op;
     use policies::user_policies as pol;
     use queues as q;
+    use topic_permissions as tp;
     use users as u;
     use vhosts as v;
     Router::new()
         .route("/api/overview", get(o::overview))
         .route("/api/whoami", get(o::whoami))
-        .route("/api/cluster-name", get(o::cluster_name))
+        .route(
+            "/api/cluster-name",
+            get(par::cluster_name_show).put(par::cluster_name_put),
+        )
         .route("/api/nodes", get(o::nodes))
         .route("/api/nodes/{node}", get(o::node))
         .route("/api/extensions", get(o::empty_list))
         .route("/api/auth", get(o::auth_settings))
-        .route("/api/parameters", get(o::empty_list))
+        .route("/api/parameters", get(par::list))
+        .route("/api/parameters/{component}", get(par::of_component))
+        .route(
+            "/api/parameters/{component}/{vhost}",
+            get(par::of_component_vhost),
+        )
+        .route(
+            "/api/parameters/{component}/{vhost}/{name}",
+            get(par::show).put(par::put).delete(par::delete),
+        )
         .route("/api/policies", get(pol::list))
         .route("/api/policies/{vhost}", get(pol::list_vhost))
         .route(
@@ -61,8 +77,19 @@ pub fn router() -> Router<AppState> {
             "/api/operator-policies/{vhost}/{name}",
             get(op::show).put(op::put).delete(op::delete),
         )
-        .route("/api/global-parameters", get(o::empty_list))
-        .route("/api/topic-permissions", get(o::empty_list))
+        .route("/api/global-parameters", get(par::global_list_handler))
+        .route(
+            "/api/global-parameters/{name}",
+            get(par::global_show)
+                .put(par::global_put)
+                .delete(par::global_delete),
+        )
+        .route("/api/topic-permissions", get(tp::list))
+        .route(
+            "/api/topic-permissions/{vhost}/{user}",
+            get(tp::show).put(tp::put).delete(tp::delete),
+        )
+        .route("/api/users/{user}/topic-permissions", get(tp::of_user))
         .route("/api/health/checks/alarms", get(o::health_alarms))
         .route("/api/health/checks/local-alarms", get(o::health_alarms))
         .route("/api/health/checks/virtual-hosts", get(o::health_ok))
@@ -78,6 +105,16 @@ pub fn router() -> Router<AppState> {
             "/api/health/checks/port-listener/{port}",
             get(o::health_port_listener),
         )
+        .route(
+            "/api/health/checks/protocol-listener/{protocol}",
+            get(o::health_protocol_listener),
+        )
+        .route(
+            "/api/health/checks/certificate-expiration/{within}/{unit}",
+            get(o::health_certificates),
+        )
+        .route("/api/healthchecks/node", get(o::health_node))
+        .route("/api/healthchecks/node/{node}", get(o::health_node_named))
         .route("/api/aliveness-test/{vhost}", get(o::aliveness_test))
         .route("/api/vhosts", get(v::list))
         .route(
@@ -85,10 +122,7 @@ pub fn router() -> Router<AppState> {
             get(v::show).put(v::put).delete(v::delete),
         )
         .route("/api/vhosts/{vhost}/permissions", get(p::of_vhost))
-        .route(
-            "/api/vhosts/{vhost}/topic-permissions",
-            get(o::empty_list_in_vhost),
-        )
+        .route("/api/vhosts/{vhost}/topic-permissions", get(tp::of_vhost))
         .route("/api/vhosts/{vhost}/connections", get(c::of_vhost))
         .route("/api/vhosts/{vhost}/channels", get(c::channels_of_vhost))
         .route("/api/users", get(u::list))
@@ -150,6 +184,10 @@ pub fn router() -> Router<AppState> {
             get(d::export_vhost).post(d::import_vhost),
         )
         .route("/api/connections", get(c::list))
+        .route(
+            "/api/connections/username/{user}",
+            get(c::of_user).delete(c::close_of_user),
+        )
         .route("/api/connections/{name}", get(c::show).delete(c::close))
         .route(
             "/api/connections/{name}/channels",

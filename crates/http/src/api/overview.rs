@@ -143,7 +143,7 @@ pub async fn overview(State(state): State<AppState>, user: AuthUser) -> ApiResul
         "product_version": env!("CARGO_PKG_VERSION"),
         "product_name": "Warren",
         "rabbitmq_version": RABBITMQ_COMPAT_VERSION,
-        "cluster_name": state.config.cluster_name,
+        "cluster_name": super::parameters::cluster_name(&state),
         "erlang_version": "none (Warren is written in Rust)",
         "erlang_full_version": "none",
         "disable_stats": false,
@@ -181,25 +181,12 @@ pub async fn whoami(user: AuthUser) -> Response {
     json(json!({"name": user.name, "tags": user.tags}))
 }
 
-pub async fn cluster_name(State(state): State<AppState>, _user: AuthUser) -> Response {
-    json(json!({"name": state.config.cluster_name}))
-}
-
 pub async fn auth_settings() -> Response {
     json(json!({"oauth_enabled": false}))
 }
 
 pub async fn empty_list(_user: AuthUser) -> Response {
     json(json!([]))
-}
-
-pub async fn empty_list_in_vhost(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Path(vhost): Path<String>,
-) -> ApiResult<Response> {
-    visible_vhost(&state, &user, &vhost)?;
-    Ok(json(json!([])))
 }
 
 fn node_json(state: &AppState) -> Value {
@@ -291,6 +278,88 @@ pub async fn health_alarms(State(state): State<AppState>, _user: AuthUser) -> Re
         axum::Json(body),
     )
         .into_response()
+}
+
+/// `/api/health/checks/protocol-listener/{protocol}`: 200 if a listener speaks it (RabbitMQ's
+/// names: `amqp` or `amqp091`, `http`, `prometheus`), 503 otherwise.
+pub async fn health_protocol_listener(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(protocol): Path<String>,
+) -> Response {
+    let normalise = |p: &str| match p {
+        "amqp091" | "amqp0-9-1" | "amqp0.9.1" => "amqp".to_string(),
+        other => other.to_string(),
+    };
+    let wanted = normalise(&protocol);
+    let protocols: Vec<String> = state
+        .config
+        .listeners
+        .iter()
+        .map(|l| normalise(l.protocol))
+        .collect();
+    if protocols.contains(&wanted) {
+        return json(json!({"status": "ok", "protocol": protocol}));
+    }
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({
+            "status": "failed",
+            "reason": format!("No active listener for protocol {protocol}"),
+            "missing": protocol,
+            "protocols": protocols,
+        })),
+    )
+        .into_response()
+}
+
+/// `/api/health/checks/certificate-expiration/{within}/{unit}`: no listener uses TLS yet, so
+/// no certificate expires.
+pub async fn health_certificates(
+    _user: AuthUser,
+    Path((within, unit)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    within
+        .parse::<u64>()
+        .map_err(|_| ApiError::bad_request(format!("invalid duration: {within}")))?;
+    if !matches!(unit.as_str(), "days" | "weeks" | "months" | "years") {
+        return Err(ApiError::bad_request(format!("invalid unit: {unit}")));
+    }
+    Ok(json(json!({"status": "ok"})))
+}
+
+/// `/api/healthchecks/node`, the check before 3.8's `/api/health/checks/*`: ok unless an
+/// alarm is in effect.
+pub async fn health_node(State(state): State<AppState>, _user: AuthUser) -> Response {
+    node_health(&state)
+}
+
+/// `/api/healthchecks/node/{node}`: this node only.
+pub async fn health_node_named(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(node): Path<String>,
+) -> ApiResult<Response> {
+    if node != state.config.node_name {
+        return Err(ApiError::NotFound);
+    }
+    Ok(node_health(&state))
+}
+
+fn node_health(state: &AppState) -> Response {
+    let alarms = state.broker.alarms.state();
+    if alarms.any() {
+        let which: Vec<&str> = [("memory", alarms.memory), ("disk", alarms.disk)]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| *name)
+            .collect();
+        return json(json!({
+            "status": "failed",
+            "reason": format!("resource alarm(s) in effect: {}", which.join(", ")),
+        }));
+    }
+    json(json!({"status": "ok"}))
 }
 
 pub async fn health_port_listener(

@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use warren_broker::auth::Permissions;
 use warren_broker::persistence::VhostDef;
 
 use super::{created_or_existed, json, no_content, parse_body, vhost_totals};
@@ -151,6 +152,13 @@ pub async fn put(
         meta.default_queue_type = body.default_queue_type;
     }
     let created = state.broker.put_vhost(meta)?;
+    if created {
+        // As RabbitMQ's management plugin: whoever creates a vhost may use it.
+        state
+            .broker
+            .access
+            .set_permissions(&name, &user.name, Permissions::full())?;
+    }
     Ok(created_or_existed(created))
 }
 

@@ -22,6 +22,10 @@ use crate::message::Message;
 use crate::queue::arguments::Overflow;
 use crate::queue::Queue;
 
+/// How often records waiting for their dead letters' group commit look again (a group commit
+/// takes a few milliseconds).
+const LETTERS_CHECK_MS: Millis = 5;
+
 /// Expired messages removed under the lock in one go: the bound on how long a mass expiry
 /// holds the lock and on the dead letters it gathers in RAM (the rest continues on the timer).
 const EXPIRY_BATCH: usize = 4096;
@@ -87,8 +91,23 @@ impl QueueState {
     }
 
     /// `message` died: it becomes a dead letter if the queue has somewhere to send it.
-    pub(super) fn dead_letter(&mut self, message: Arc<Message>, reason: DeathReason) {
-        if self.effective.dead_letter_exchange.is_some() {
+    /// `record` is its log record (level and seq), if it has one: a persistent message's
+    /// record dies only once its dead letter is stored (`finish`), others' at once.
+    pub(super) fn dead_letter(
+        &mut self,
+        message: Arc<Message>,
+        reason: DeathReason,
+        record: Option<(u8, u64)>,
+    ) {
+        let lettered = self.effective.dead_letter_exchange.is_some();
+        if let Some((lane, seq)) = record {
+            if lettered && message.persistent {
+                self.lettered.push((lane, seq));
+            } else {
+                self.lanes[usize::from(lane)].dead_seqs.push(seq);
+            }
+        }
+        if lettered {
             self.dead_letters.push(DeadLetter { message, reason });
         }
     }
@@ -125,10 +144,8 @@ impl ClassicQueue {
         let Some(item) = l.pop() else {
             return false;
         };
-        if item.logged {
-            l.dead_seqs.push(item.seq);
-        }
-        st.dead_letter(item.message, reason);
+        let record = item.logged.then_some((lane as u8, item.seq));
+        st.dead_letter(item.message, reason, record);
         true
     }
 
@@ -180,16 +197,74 @@ impl ClassicQueue {
         for lane in &mut st.lanes {
             lane.kill_dead(&q.name);
         }
+        self.settle_lettered(q, &mut st);
         self.arm_expiry_timer(q, &mut st);
         if st.dead_letters.is_empty() {
             return;
         }
         let letters = std::mem::take(&mut st.dead_letters);
+        let lettered = std::mem::take(&mut st.lettered);
         let target = st.dead_letter_target();
         drop(st);
-        if let (Some(target), Some(vhost)) = (target, q.env.vhost.upgrade()) {
-            vhost.publish_dead_letters(q, &target, letters);
+        let ticket = match (target, q.env.vhost.upgrade()) {
+            (Some(target), Some(vhost)) => vhost.publish_dead_letters(q, &target, letters),
+            _ => 0,
+        };
+        if lettered.is_empty() {
+            return;
         }
+        let mut st = self.state.lock();
+        st.awaiting_letters.push_back((ticket, lettered));
+        self.settle_lettered(q, &mut st);
+    }
+
+    /// Kills the records of messages whose dead letters are now stored (their group commit
+    /// is durable), and keeps checking, on a timer, for those still waiting. Dead-lettering
+    /// is thus at least once for persistent messages: a crash in between brings a message
+    /// back to die again, never loses it (RabbitMQ 3.10's classic queues lose it instead).
+    fn settle_lettered(&self, q: &Arc<Queue>, st: &mut QueueState) {
+        if st.awaiting_letters.is_empty() {
+            return;
+        }
+        let syncer = self.persistence.as_ref().map(|p| &p.syncer);
+        let durable = syncer.map_or(u64::MAX, |s| s.durable());
+        while let Some((ticket, _)) = st.awaiting_letters.front() {
+            if *ticket > durable {
+                break;
+            }
+            let ticket = *ticket;
+            let (_, records) = st.awaiting_letters.pop_front().expect("just looked");
+            if st.deleted || syncer.is_some_and(|s| ticket > 0 && s.lost(ticket)) {
+                // Deleted: nothing to kill. Lost: the letter is not on disk, so the source
+                // record stays for the next start.
+                continue;
+            }
+            for (lane, seq) in records {
+                if let Some(l) = st.lanes.get_mut(usize::from(lane)) {
+                    l.dead_seqs.push(seq);
+                }
+            }
+        }
+        for lane in &mut st.lanes {
+            lane.kill_dead(&q.name);
+        }
+        if !st.awaiting_letters.is_empty() && !st.letters_timer {
+            st.letters_timer = true;
+            let queue = Arc::downgrade(q);
+            let due = q.env.timers.now().saturating_add(LETTERS_CHECK_MS);
+            q.env.timers.schedule(due, move || {
+                if let Some(queue) = queue.upgrade() {
+                    queue.upkeep();
+                }
+            });
+        }
+    }
+
+    /// The dead-letter timer fired: see `settle_lettered`.
+    pub(super) fn letters_upkeep(&self, q: &Arc<Queue>) {
+        let mut st = self.state.lock();
+        st.letters_timer = false;
+        self.settle_lettered(q, &mut st);
     }
 
     /// Sets the timer for the head's expiry unless one is set for no later. A head that is

@@ -152,12 +152,13 @@ impl Lane {
         }
     }
 
-    /// Drops every ready message (purge, delete); returns how many there were. The records of
-    /// those on disk die in one range; those in RAM join `dead_seqs`.
+    /// Drops every ready message (purge); returns how many there were. The records of those
+    /// in RAM die first, then those on disk in one range, which frees the segments at once.
     pub(super) fn clear(&mut self, queue: &ShortStr, next_seq: u64) -> u64 {
         let n = self.len();
         let logged = self.ready.iter().filter(|q| q.logged).map(|q| q.seq);
         self.dead_seqs.extend(logged);
+        self.kill_dead(queue);
         self.ready.clear();
         self.ready_bytes = 0;
         self.ready_body_bytes = 0;

@@ -7,6 +7,7 @@
 mod deaths;
 mod lane;
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -65,6 +66,13 @@ struct QueueState {
     effective: QueueArguments,
     /// Messages that died under the lock, published to the dead-letter exchange after it.
     dead_letters: Vec<DeadLetter>,
+    /// The log records (level, seq) of the persistent ones: they die once the letters are
+    /// stored (`deaths::settle_lettered`).
+    lettered: Vec<(u8, u64)>,
+    /// Records waiting for the group commit (ticket) that stores their dead letters.
+    awaiting_letters: VecDeque<(u64, Vec<(u8, u64)>)>,
+    /// A timer is set to look at `awaiting_letters` again.
+    letters_timer: bool,
     /// The timer set for the next expiry at a lane's head, and its deadline.
     expiry_timer: Option<(Millis, TimerId)>,
     /// Messages expired since the operation began (see `deaths::EXPIRY_BATCH`).
@@ -333,7 +341,7 @@ impl QueueBackend for ClassicQueue {
         if st.effective.overflow != Overflow::DropHead && st.would_overflow(&message) {
             // reject-publish(-dlx): refused before any consumer sees it, even one waiting.
             if st.effective.overflow == Overflow::RejectPublishDlx {
-                st.dead_letter(message, DeathReason::Maxlen);
+                st.dead_letter(message, DeathReason::Maxlen, None);
             }
             self.finish(q, st);
             return Enqueued::Rejected;
@@ -531,16 +539,15 @@ impl QueueBackend for ClassicQueue {
                     q.stats.redelivered.fetch_add(1, Ordering::Relaxed);
                     st.lanes[lane].requeue(item);
                 }
-                Settlement::Ack | Settlement::Discard => {
-                    if how == Settlement::Ack {
-                        q.stats.acked.fetch_add(1, Ordering::Relaxed);
-                    }
+                Settlement::Ack => {
+                    q.stats.acked.fetch_add(1, Ordering::Relaxed);
                     if item.logged {
                         st.lanes[lane].dead_seqs.push(item.seq);
                     }
-                    if how == Settlement::Discard {
-                        st.dead_letter(item.message, DeathReason::Rejected);
-                    }
+                }
+                Settlement::Discard => {
+                    let record = item.logged.then_some((lane as u8, item.seq));
+                    st.dead_letter(item.message, DeathReason::Rejected, record);
                 }
             }
         }
@@ -590,13 +597,16 @@ impl QueueBackend for ClassicQueue {
         let mut n = 0;
         for lane in &mut st.lanes {
             n += lane.clear(&q.name, next_seq);
-            lane.kill_dead(&q.name);
         }
         n as u32
     }
 
     fn expire(&self, q: &Arc<Queue>) {
         self.expire_due(q);
+    }
+
+    fn upkeep(&self, q: &Arc<Queue>) {
+        self.letters_upkeep(q);
     }
 
     /// Bytes of this queue's logs on disk.
@@ -623,6 +633,8 @@ impl QueueBackend for ClassicQueue {
         st.deleted = true;
         let n = st.ready_count();
         st.dead_letters.clear();
+        st.lettered.clear();
+        st.awaiting_letters.clear();
         // A pending expiry timer finds the queue deleted and does nothing.
         st.expiry_timer = None;
         // The higher levels' directories are inside the lowest's: they go first.
