@@ -62,6 +62,10 @@ echo "   queue-feature tests against each"
 PYTHON="$SEED_SUITE_VENV/bin/python" tests/differential/run.sh --sequences 30 --ops 40 \
   || { echo "differential run or queue-feature tests failed against RabbitMQ or Warren"; exit 1; }
 
+echo "== rabbitmqadmin v2 (the RabbitMQ team's CLI) against Warren"
+PYTHON="$SEED_SUITE_VENV/bin/python" tests/rabbitmqadmin/run.sh \
+  || { echo "rabbitmqadmin tests failed"; exit 1; }
+
 "${IN_NS[@]}" scripts/broker.sh start
 echo "== seed suite against Warren on $WARREN_AMQP_PORT${NONLOOPBACK:+ (and $NONLOOPBACK, not loopback)}"
 "${IN_NS[@]}" env AMQP_PORT="$WARREN_AMQP_PORT" MGMT_PORT="$WARREN_HTTP_PORT" \

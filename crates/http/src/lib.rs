@@ -49,6 +49,8 @@ pub struct HttpConfig {
     pub listeners: Vec<Listener>,
     /// How often message rates are sampled (RabbitMQ: 5 s).
     pub stats_interval: Duration,
+    /// The AMQP server's consumer timeout, shown with each consumer (None: no limit).
+    pub consumer_timeout: Option<Duration>,
 }
 
 impl Default for HttpConfig {
@@ -59,6 +61,8 @@ impl Default for HttpConfig {
             node_name,
             listeners: Vec::new(),
             stats_interval: Duration::from_secs(5),
+            // RabbitMQ 3.10's default.
+            consumer_timeout: Some(Duration::from_secs(30 * 60)),
         }
     }
 }

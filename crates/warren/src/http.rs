@@ -61,6 +61,8 @@ pub async fn start(
         broker,
         HttpConfig {
             listeners,
+            consumer_timeout: (args.consumer_timeout > 0)
+                .then(|| std::time::Duration::from_millis(args.consumer_timeout)),
             ..HttpConfig::default()
         },
     );

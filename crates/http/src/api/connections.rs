@@ -385,6 +385,8 @@ pub fn consumer_json(
         "arguments": table_to_json(&k.arguments),
         "active": k.activity.is_active(),
         "activity_status": k.activity.as_str(),
+        // In milliseconds, as RabbitMQ 3.12+ shows it (tools expect it; 0: no limit).
+        "consumer_timeout": state.config.consumer_timeout.map_or(0, |t| t.as_millis() as u64),
     })
 }
 

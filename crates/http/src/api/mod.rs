@@ -53,6 +53,23 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/nodes", get(o::nodes))
         .route("/api/nodes/{node}", get(o::node))
+        .route("/api/nodes/{node}/memory", get(o::node_memory))
+        // Warren has no feature flags (nothing to enable) and nothing deprecated in use.
+        .route("/api/feature-flags", get(o::empty_list))
+        .route("/api/deprecated-features", get(o::empty_list))
+        .route("/api/deprecated-features/used", get(o::empty_list))
+        .route("/api/vhost-limits", get(o::empty_list))
+        .route("/api/vhost-limits/{vhost}", get(o::empty_list))
+        .route(
+            "/api/vhost-limits/{vhost}/{name}",
+            axum::routing::put(o::limits_refused).delete(not_found),
+        )
+        .route("/api/user-limits", get(o::empty_list))
+        .route("/api/user-limits/{user}", get(o::empty_list))
+        .route(
+            "/api/user-limits/{user}/{name}",
+            axum::routing::put(o::limits_refused).delete(not_found),
+        )
         .route("/api/extensions", get(o::empty_list))
         .route("/api/auth", get(o::auth_settings))
         .route("/api/parameters", get(par::list))

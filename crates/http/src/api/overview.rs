@@ -250,6 +250,73 @@ pub async fn node(
     Ok(json(node_json(&state)))
 }
 
+/// `/api/nodes/{node}/memory`: RabbitMQ's breakdown by Erlang's categories. Warren has no
+/// such categories: the resident set is split into what its queues hold (`queue_procs`) and
+/// the rest (`other_proc`); every other category is 0.
+pub async fn node_memory(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    user.require_monitor()?;
+    if name != state.config.node_name {
+        return Err(ApiError::NotFound);
+    }
+    let rss = system::resident_memory();
+    let queued: u64 = state
+        .broker
+        .vhosts()
+        .iter()
+        .flat_map(|v| v.queues())
+        .map(|q| q.ready_bytes() as u64)
+        .sum::<u64>()
+        .min(rss);
+    let mut memory = serde_json::Map::new();
+    for category in [
+        "connection_readers",
+        "connection_writers",
+        "connection_channels",
+        "connection_other",
+        "quorum_queue_procs",
+        "stream_queue_procs",
+        "stream_queue_replica_reader_procs",
+        "stream_queue_coordinator_procs",
+        "plugins",
+        "metadata_store",
+        "metrics",
+        "mgmt_db",
+        "mnesia",
+        "other_ets",
+        "quorum_ets",
+        "metadata_store_ets",
+        "binary",
+        "msg_index",
+        "code",
+        "atom",
+        "other_system",
+        "allocated_unused",
+        "reserved_unallocated",
+    ] {
+        memory.insert(category.into(), json!(0));
+    }
+    memory.insert("queue_procs".into(), json!(queued));
+    memory.insert("other_proc".into(), json!(rss - queued));
+    memory.insert("strategy".into(), json!("rss"));
+    memory.insert(
+        "total".into(),
+        json!({"rss": rss, "allocated": rss, "erlang": rss}),
+    );
+    Ok(json(json!({ "memory": memory })))
+}
+
+/// `/api/vhost-limits` and `/api/user-limits`: no limits exist yet, so the lists are empty and
+/// setting one is refused rather than accepted and ignored.
+pub async fn limits_refused(_user: AuthUser) -> ApiError {
+    ApiError::bad_request(
+        "vhost and user limits are not supported by this version of Warren yet",
+    )
+}
+
 pub async fn health_ok(_user: AuthUser) -> Response {
     json(json!({"status": "ok"}))
 }
