@@ -129,7 +129,15 @@ const LOWER_WINS: &[&str] = &[
 ];
 
 /// The keys an operator policy may set.
-const OPERATOR_KEYS: &[&str] = LOWER_WINS;
+const OPERATOR_KEYS: &[&str] = &[
+    "expires",
+    "message-ttl",
+    "max-length",
+    "max-length-bytes",
+    "max-in-memory-length",
+    "max-in-memory-bytes",
+    "delivery-limit",
+];
 
 /// Keys a classic queue does not support: a policy with one of them skips classic queues.
 const CLASSIC_UNSUPPORTED: &[&str] = &[
@@ -342,6 +350,7 @@ pub fn effective_queue_arguments(
     effective.message_ttl = lower(declared.message_ttl, number("message-ttl"));
     effective.max_length = lower(declared.max_length, number("max-length"));
     effective.max_length_bytes = lower(declared.max_length_bytes, number("max-length-bytes"));
+    effective.consumer_timeout = lower(declared.consumer_timeout, number("consumer-timeout"));
     if table.get("x-overflow").is_none() {
         effective.overflow = match policy.get("overflow").and_then(Value::as_str) {
             Some("reject-publish") => Overflow::RejectPublish,
@@ -423,6 +432,8 @@ fn validate_key(key: &str, value: &Value, all: &Map<String, Value>) -> Option<Re
             int_at_least(0, "maximum memory in bytes")
         }
         "delivery-limit" => int_at_least(0, "delivery limit"),
+        // RabbitMQ 3.12's, ahead of 3.10 (which refuses the key): milliseconds, 0 disables.
+        "consumer-timeout" => int_at_least(0, "consumer timeout"),
         "initial-cluster-size" => int_at_least(0, "cluster size"),
         "queue-mode" => one_of(&["default", "lazy"], "queue-mode value"),
         "queue-version" => match value.as_i64() {

@@ -127,6 +127,9 @@ pub struct Channel {
     content: Option<PendingContent>,
     consumers: foldhash::HashMap<ShortStr, ConsumerRef>,
     unacked: UnackedDeliveries<Unacked>,
+    /// The shortest per-queue consumer timeout among the queues it has had deliveries from
+    /// (milliseconds; see `overdue`).
+    shortest_queue_timeout: Option<u64>,
     next_delivery_tag: u64,
     /// basic.qos global=false: the prefetch given to consumers created after it.
     consumer_prefetch: u32,
@@ -158,6 +161,7 @@ impl Channel {
             content: None,
             consumers: foldhash::HashMap::default(),
             unacked: UnackedDeliveries::default(),
+            shortest_queue_timeout: None,
             next_delivery_tag: 1,
             consumer_prefetch: 0,
             confirm_next: None,
@@ -861,6 +865,7 @@ impl Channel {
         });
         ctx.out.content(self.id, &method, &item.message);
         if !m.no_ack {
+            self.note_queue_timeout(&queue);
             self.unacked.insert(
                 tag,
                 Unacked {
@@ -874,9 +879,39 @@ impl Channel {
         Ok(())
     }
 
-    /// When the oldest unacknowledged delivery was made, in connection ticks.
-    pub fn oldest_unacked_tick(&self) -> Option<u64> {
-        self.unacked.oldest().map(|u| u.delivered_tick)
+    /// A delivery from `queue` is outstanding: its own consumer timeout, if shorter than
+    /// any before, bounds how far `overdue` looks.
+    fn note_queue_timeout(&mut self, queue: &Queue) {
+        if let Some(ms) = queue.consumer_timeout().filter(|&ms| ms > 0) {
+            self.shortest_queue_timeout =
+                Some(self.shortest_queue_timeout.map_or(ms, |s| s.min(ms)));
+        }
+    }
+
+    /// The consumer timeout (in milliseconds) an unacknowledged delivery has outlived, if one
+    /// has: its queue's (`x-consumer-timeout` or policy), else `broker_ms` (None: no limit).
+    /// Deliveries are in age order, so only those older than the shortest timeout in play are
+    /// looked at: usually none.
+    pub fn overdue(&self, ticks: u64, broker_ms: Option<u64>) -> Option<u64> {
+        let shortest = match (broker_ms, self.shortest_queue_timeout) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        for u in self.unacked.iter() {
+            let age_ms = ticks.saturating_sub(u.delivered_tick).saturating_mul(1000);
+            if age_ms <= shortest {
+                return None;
+            }
+            let limit = match u.queue.consumer_timeout() {
+                None => broker_ms,
+                Some(0) => None,
+                Some(ms) => Some(ms),
+            };
+            if limit.is_some_and(|limit| age_ms > limit) {
+                return limit;
+            }
+        }
+        None
     }
 
     fn next_tag(&mut self) -> u64 {
@@ -931,6 +966,7 @@ impl Channel {
         if d.no_ack {
             return;
         }
+        self.note_queue_timeout(&d.queue);
         self.unacked.insert(
             tag,
             Unacked {

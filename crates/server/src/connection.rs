@@ -408,35 +408,28 @@ impl Connection {
         Ok(())
     }
 
-    /// RabbitMQ's consumer timeout: a channel whose oldest unacknowledged delivery has waited
-    /// longer than the limit is closed with 406, and its deliveries return to their queues.
-    /// Measured in ticks (seconds) so that delivering reads no clock.
+    /// RabbitMQ's consumer timeout: a channel with an unacknowledged delivery older than its
+    /// limit (its queue's `x-consumer-timeout` or policy, else the broker's) is closed with
+    /// 406, and its deliveries return to their queues. Measured in ticks (seconds) so that
+    /// delivering reads no clock.
     fn check_consumer_timeouts(&mut self) -> Result<(), Stop> {
-        let Some(limit) = self.config.consumer_timeout else {
-            return Ok(());
-        };
+        let broker_ms = self.config.consumer_timeout.map(|t| t.as_millis() as u64);
         let ticks = self.ticks;
-        let timed_out: Vec<u16> = self
+        let timed_out: Vec<(u16, u64)> = self
             .channels
             .iter()
-            .filter(|(_, ch)| {
-                !ch.closing
-                    && ch
-                        .oldest_unacked_tick()
-                        .is_some_and(|t| u128::from(ticks - t) * 1000 > limit.as_millis())
-            })
-            .map(|(&id, _)| id)
+            .filter(|(_, ch)| !ch.closing)
+            .filter_map(|(&id, ch)| ch.overdue(ticks, broker_ms).map(|limit| (id, limit)))
             .collect();
-        for id in timed_out {
+        for (id, limit) in timed_out {
             warn!(
                 channel = id,
-                timeout_ms = limit.as_millis() as u64,
+                timeout_ms = limit,
                 "a consumer timed out waiting for delivery acknowledgement"
             );
             let e = AmqpError::precondition_failed(format!(
-                "delivery acknowledgement on channel {id} timed out. Timeout value used: {} ms. \
-                 This timeout value can be configured, see consumers doc guide to learn more",
-                limit.as_millis()
+                "delivery acknowledgement on channel {id} timed out. Timeout value used: {limit} ms. \
+                 This timeout value can be configured, see consumers doc guide to learn more"
             ));
             self.channel_error(id, e, 0, 0)?;
         }

@@ -36,10 +36,9 @@ impl<T> UnackedDeliveries<T> {
         self.live += 1;
     }
 
-    /// The delivery with the lowest tag (the oldest) still outstanding.
-    pub fn oldest(&self) -> Option<&T> {
-        // Holes at the front are dropped as they appear, so the front is an entry.
-        self.entries.front().and_then(|(_, e)| e.as_ref())
+    /// The outstanding deliveries, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().filter_map(|(_, e)| e.as_ref())
     }
 
     fn position(&self, tag: u64) -> Option<usize> {

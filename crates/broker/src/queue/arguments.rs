@@ -54,6 +54,7 @@ impl QueueType {
                 "x-single-active-consumer",
                 "x-queue-type",
                 "x-queue-master-locator",
+                "x-consumer-timeout",
             ],
             QueueType::Quorum => &[
                 "x-dead-letter-exchange",
@@ -71,6 +72,7 @@ impl QueueType {
                 "x-delivery-limit",
                 "x-message-ttl",
                 "x-queue-leader-locator",
+                "x-consumer-timeout",
             ],
             QueueType::Stream => &[
                 "x-max-length-bytes",
@@ -117,6 +119,9 @@ pub struct QueueArguments {
     /// Warren queue pages to disk beyond its RAM head).
     pub lazy: bool,
     pub single_active_consumer: bool,
+    /// x-consumer-timeout (RabbitMQ 3.12's, ahead of 3.10): how long, in milliseconds, a
+    /// delivery from this queue may wait for its ack; 0 disables it. None: the broker's.
+    pub consumer_timeout: Option<u64>,
 }
 
 /// Ten years in milliseconds: RabbitMQ 3.10.2+'s limit for x-expires and x-message-ttl.
@@ -144,6 +149,7 @@ const VALIDATION_ORDER: &[&str] = &[
     "x-stream-max-segment-size-bytes",
     "x-initial-cluster-size",
     "x-queue-leader-locator",
+    "x-consumer-timeout",
 ];
 
 /// An argument's value refused, as the Erlang term RabbitMQ prints for it.
@@ -319,6 +325,7 @@ fn validate(key: &str, v: &FieldValue, table: &FieldTable) -> Result<(), Refusal
             }
             Ok(())
         }
+        "x-consumer-timeout" => non_negative(v).map(drop),
         "x-queue-version" => {
             let n = non_negative(v)?;
             if n != 1 && n != 2 {
@@ -446,6 +453,7 @@ impl QueueArguments {
                 table.get("x-single-active-consumer"),
                 Some(FieldValue::Bool(true))
             ),
+            consumer_timeout: int("x-consumer-timeout"),
         }
     }
 

@@ -56,6 +56,9 @@ pub struct Queued {
     pub priority: u8,
 }
 
+/// `Queue::consumer_timeout` when neither arguments nor policy set one.
+const NO_CONSUMER_TIMEOUT: u64 = u64::MAX;
+
 /// What a queue needs from the broker around it: the timers its TTLs run on, and the vhost its
 /// dead letters are published to (weak: the vhost owns its queues).
 #[derive(Clone)]
@@ -191,6 +194,9 @@ pub struct Queue {
     /// x-expires (or a policy's `expires`), in milliseconds, 0 for none: the queue is deleted
     /// once unused (no consumers, no basic.get, no redeclare) for this long.
     expires: AtomicU64,
+    /// The consumer timeout in milliseconds its arguments or policy set (`NO_CONSUMER_TIMEOUT`
+    /// when they set none: the broker's applies), read for every delivery.
+    consumer_timeout: AtomicU64,
     /// When it was last used, and the deadline of the expiry timer set (if any).
     lease: parking_lot::Mutex<Lease>,
     backend: Box<dyn QueueBackend>,
@@ -280,6 +286,8 @@ impl Queue {
         backend: Box<dyn QueueBackend>,
     ) -> Arc<Queue> {
         let expires = AtomicU64::new(declared.expires.unwrap_or(0));
+        let consumer_timeout =
+            AtomicU64::new(declared.consumer_timeout.unwrap_or(NO_CONSUMER_TIMEOUT));
         Arc::new(Queue {
             name,
             vhost,
@@ -291,6 +299,7 @@ impl Queue {
             declared,
             policies: parking_lot::Mutex::new(AppliedPolicies::default()),
             expires,
+            consumer_timeout,
             lease: parking_lot::Mutex::new(Lease::default()),
             backend,
         })
@@ -325,6 +334,13 @@ impl Queue {
 
     pub fn queue_type(&self) -> QueueType {
         self.declared.queue_type
+    }
+
+    /// The consumer timeout its arguments or policy set, in milliseconds (0: none for this
+    /// queue); None: the broker's applies.
+    pub fn consumer_timeout(&self) -> Option<u64> {
+        let ms = self.consumer_timeout.load(Ordering::Relaxed);
+        (ms != NO_CONSUMER_TIMEOUT).then_some(ms)
     }
 
     /// The policies that apply to it now.
@@ -362,6 +378,10 @@ impl Queue {
             policy::effective_queue_arguments(&self.declared, &self.config.arguments, &definition);
         self.expires
             .store(effective.expires.unwrap_or(0), Ordering::Relaxed);
+        self.consumer_timeout.store(
+            effective.consumer_timeout.unwrap_or(NO_CONSUMER_TIMEOUT),
+            Ordering::Relaxed,
+        );
         self.backend.set_effective(self, effective);
         self.mark_used();
     }

@@ -61,3 +61,33 @@ async fn acknowledged_deliveries_never_time_out() {
     assert!(ch.try_event().is_none(), "{:?}", ch.try_event());
     assert_eq!(ch.counts("prompt").await, (0, 1));
 }
+
+/// `x-consumer-timeout` (RabbitMQ 3.12's argument, and the `consumer-timeout` policy key) sets
+/// a queue's own limit: here shorter than the broker's half hour.
+#[tokio::test]
+async fn a_queue_can_set_its_own_consumer_timeout() {
+    let server = start_with(with_timeout(Duration::from_secs(30 * 60))).await;
+    let client = server.connect().await;
+    let ch = client.channel().await;
+    let mut arguments = amqprs::FieldTable::new();
+    arguments.insert(
+        "x-consumer-timeout".try_into().unwrap(),
+        amqprs::FieldValue::l(1000),
+    );
+    ch.declare_with(
+        amqprs::channel::QueueDeclareArguments::new("hurried")
+            .arguments(arguments)
+            .finish(),
+    )
+    .await;
+    ch.publish("", "hurried", "m").await;
+    let mut consumer = ch.consume_acked("hurried").await;
+    consumer.next().await;
+    let closed = ch.closed_by_server().await;
+    assert_eq!(closed.code, 406, "{closed:?}");
+    assert!(
+        closed.text.contains("Timeout value used: 1000 ms"),
+        "{}",
+        closed.text
+    );
+}
