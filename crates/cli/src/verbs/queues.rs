@@ -12,6 +12,9 @@ const COLUMNS: &[Column] = &[
     col("auto_delete"),
     col("arguments"),
     col("policy"),
+    // Not in rabbitmqctl 3.10 (its management API has them): what the policies set.
+    col("operator_policy"),
+    col("effective_policy_definition"),
     col("exclusive"),
     col("messages_ready"),
     col("messages_unacknowledged"),

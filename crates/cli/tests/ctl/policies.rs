@@ -86,6 +86,19 @@ fn set_list_and_clear_policies_and_queues_follow_them() {
         h.ctl(&["-s", "list_queues"]).ok(),
         "cli-orders\t2\nother\t0\n"
     );
+    // What the policy sets, beside the queue's own arguments.
+    assert_eq!(
+        h.ctl(&[
+            "-s",
+            "list_queues",
+            "name",
+            "arguments",
+            "effective_policy_definition",
+            "operator_policy"
+        ])
+        .ok(),
+        "cli-orders\t[]\t[{\"max-length\",2}, {\"message-ttl\",60000}]\t\nother\t[]\t[]\t\n"
+    );
 
     // Updating is setting again.
     let out = h.ctl(&[
