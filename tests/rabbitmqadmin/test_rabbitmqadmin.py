@@ -207,5 +207,22 @@ def test_closing_a_users_connections(amqp):
     assert not amqp.is_open
 
 
-def test_limits_are_refused_not_ignored():
-    admin("declare", "vhost_limit", "--name", "max-connections", "--value", "10", expect=65)
+def test_vhost_and_user_limits(name, amqp):
+    admin("declare", "vhost", "--name", name)
+    admin("declare", "vhost_limit", "--name", "max-queues", "--value", "1", vhost=name)
+    assert "max-queues" in admin("list", "vhost_limits", vhost=name)
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        "127.0.0.1", AMQP_PORT, name, heartbeat=0))
+    ch = conn.channel()
+    ch.queue_declare("one")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        ch.queue_declare("two")
+    conn.close()
+    admin("delete", "vhost_limit", "--name", "max-queues", vhost=name)
+    assert "max-queues" not in admin("list", "vhost_limits", vhost=name)
+    admin("declare", "user", "--name", name, "--password", "pw", "--tags", "")
+    admin("declare", "user_limit", "--username", name, "--name", "max-channels", "--value", "5")
+    assert "max-channels" in admin("list", "user_limits", "--username", name)
+    admin("delete", "user_limit", "--username", name, "--name", "max-channels")
+    admin("delete", "user", "--name", name)
+    admin("delete", "vhost", "--name", name)

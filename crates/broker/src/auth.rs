@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use rand::RngCore;
 use regex::bytes::{Regex, RegexBuilder};
 
+use crate::limits::Limits;
 use crate::metadata::{Command, Metadata};
 use crate::persistence::{PermissionDef, UserDef};
 use crate::topic_permissions::{TopicPermission, TopicPermissionDef};
@@ -24,6 +25,8 @@ pub struct User {
     pub name: String,
     pub password_hash: String,
     pub tags: Vec<String>,
+    /// `max-connections`, `max-channels` (see `limits.rs`).
+    pub limits: Limits,
 }
 
 pub fn hash_password(password: &str) -> String {
@@ -161,6 +164,7 @@ impl AccessControl {
                     name: u.name.clone(),
                     password_hash: u.password_hash.clone(),
                     tags: u.tags.clone(),
+                    limits: u.limits.clone(),
                 };
                 self.users.write().insert(u.name.clone(), user);
             }
@@ -226,6 +230,7 @@ impl AccessControl {
             name: user.name,
             password_hash: user.password_hash,
             tags: user.tags,
+            limits: user.limits,
         })])
     }
 
@@ -234,7 +239,28 @@ impl AccessControl {
             name: name.to_string(),
             password_hash: hash_password(password),
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            limits: Limits::new(),
         })
+    }
+
+    /// Sets (`Some`) or clears (`None`) one of a user's limits; false if there is no such
+    /// user.
+    pub fn set_user_limit(&self, user: &str, name: &str, value: Option<i64>) -> io::Result<bool> {
+        let _order = self.metadata.lock();
+        let Some(mut u) = self.user(user) else {
+            return Ok(false);
+        };
+        match value {
+            Some(v) => u.limits.insert(name.to_string(), v),
+            None => u.limits.remove(name),
+        };
+        self.run(&[Command::PutUser(UserDef {
+            name: u.name,
+            password_hash: u.password_hash,
+            tags: u.tags,
+            limits: u.limits,
+        })])
+        .map(|()| true)
     }
 
     /// Deletes a user and its permissions; false if there was no such user.

@@ -10,6 +10,7 @@ use crate::alarms::Alarms;
 use crate::auth::{AccessControl, Permissions, User};
 use crate::clock::{Clock, SystemClock, Timers};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
+use crate::limits;
 use crate::metadata::{Command, Metadata};
 use crate::persistence::{Definitions, Persistence, VhostDef};
 use crate::registry::ConnectionRegistry;
@@ -357,20 +358,100 @@ impl Broker {
         .map(|()| true)
     }
 
-    /// connection.open: the vhost must exist and the user must have permissions in it.
-    pub fn open_vhost(&self, user: &User, vhost: &str) -> AmqpResult<Arc<VHost>> {
+    /// Sets (`Some`) or clears (`None`) one of a vhost's limits; false if there is no such
+    /// vhost.
+    pub fn set_vhost_limit(
+        &self,
+        vhost: &str,
+        name: &str,
+        value: Option<i64>,
+    ) -> std::io::Result<bool> {
+        let _order = self.metadata.lock();
         let Some(v) = self.vhost(vhost) else {
-            return Err(AmqpError::new(
-                ReplyCode::NotAllowed,
-                format!("vhost {vhost} not found"),
-            ));
+            return Ok(false);
+        };
+        let mut definition = v.definition();
+        match value {
+            Some(n) => definition.limits.insert(name.to_string(), n),
+            None => definition.limits.remove(name),
+        };
+        self.run(&[Command::AddVhost(definition)]).map(|()| true)
+    }
+
+    /// connection.open: the vhost must exist, the user must have permissions in it, and
+    /// neither the vhost's nor the user's `max-connections` may be reached (the connection
+    /// opening is not counted yet: it registers once open).
+    pub fn open_vhost(&self, user: &User, vhost: &str) -> AmqpResult<Arc<VHost>> {
+        let not_allowed = |text: String| AmqpError::new(ReplyCode::NotAllowed, text);
+        let Some(v) = self.vhost(vhost) else {
+            return Err(not_allowed(format!("vhost {vhost} not found")));
         };
         if self.access.permissions(vhost, &user.name).is_none() {
-            return Err(AmqpError::new(
-                ReplyCode::NotAllowed,
-                format!("access to vhost '{vhost}' refused for user '{}'", user.name),
-            ));
+            return Err(not_allowed(format!(
+                "access to vhost '{vhost}' refused for user '{}'",
+                user.name
+            )));
+        }
+        if let Some(max) = limits::limit(&v.definition().limits, "max-connections") {
+            let open = self
+                .connections
+                .list()
+                .iter()
+                .filter(|c| c.vhost == vhost)
+                .count();
+            if open as u64 >= max {
+                return Err(not_allowed(format!(
+                    "access to vhost '{vhost}' refused for user '{}': connection limit ({max}) is reached",
+                    user.name
+                )));
+            }
+        }
+        let user_limits = self
+            .access
+            .user(&user.name)
+            .map(|u| u.limits)
+            .unwrap_or_default();
+        if let Some(max) = limits::limit(&user_limits, "max-connections") {
+            let open = self
+                .connections
+                .list()
+                .iter()
+                .filter(|c| c.user == user.name)
+                .count();
+            if open as u64 >= max {
+                return Err(not_allowed(format!(
+                    "connection refused for user '{}': user connection limit ({max}) is reached",
+                    user.name
+                )));
+            }
         }
         Ok(v)
+    }
+
+    /// channel.open: the user's `max-channels` over all its connections (530, a connection
+    /// error, as RabbitMQ's).
+    pub fn check_channel_limit(&self, user: &str) -> AmqpResult<()> {
+        let Some(u) = self.access.user(user) else {
+            return Ok(());
+        };
+        let Some(max) = limits::limit(&u.limits, "max-channels") else {
+            return Ok(());
+        };
+        let open: u64 = self
+            .connections
+            .list()
+            .iter()
+            .filter(|c| c.user == user)
+            .map(|c| u64::from(c.channels.load(Ordering::Relaxed)))
+            .sum();
+        if open >= max {
+            return Err(AmqpError::new(
+                ReplyCode::NotAllowed,
+                format!(
+                    "number of channels opened for user '{user}' has reached the maximum allowed user limit of ({max})"
+                ),
+            ));
+        }
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod dead_letter;
 pub mod error;
 pub mod exchange;
+pub mod limits;
 pub mod message;
 pub mod metadata;
 pub mod names;

@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 use warren_protocol::{FieldTable, ShortStr};
 use warren_store::{Change, DefinitionsLog, QueueLog, Recovered, ReservedSpace, Syncer};
 
+use crate::limits::Limits;
 use crate::metadata::{Command, CommandLog};
 use crate::policy::{PolicyDef, PolicyKind};
 use crate::topic_permissions::TopicPermissionDef;
@@ -50,6 +51,9 @@ pub struct VhostDef {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_queue_type: Option<String>,
+    /// `max-connections`, `max-queues` (see `limits.rs`).
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -57,6 +61,9 @@ pub struct UserDef {
     pub name: String,
     pub password_hash: String,
     pub tags: Vec<String>,
+    /// `max-connections`, `max-channels` (see `limits.rs`).
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

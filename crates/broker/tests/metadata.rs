@@ -285,6 +285,7 @@ fn a_vhost_keeps_its_description_and_tags() {
         description: "orders and invoices".into(),
         tags: vec!["prod".into()],
         default_queue_type: Some("classic".into()),
+        limits: Default::default(),
     };
     {
         let broker = open(dir.path());

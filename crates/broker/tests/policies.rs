@@ -86,6 +86,7 @@ fn a_deleted_vhost_takes_its_policies_with_it() {
         description: String::new(),
         tags: Vec::new(),
         default_queue_type: None,
+        limits: Default::default(),
     };
     {
         let broker = Broker::open(BrokerConfig::default(), dir.path()).unwrap();

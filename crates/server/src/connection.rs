@@ -790,6 +790,11 @@ impl Connection {
             let e = AmqpError::new(ReplyCode::ChannelError, "second 'channel.open' seen");
             return Err(Stop::Close(e, 20, 10));
         }
+        if let Some(info) = &self.info {
+            if let Err(e) = self.broker.check_channel_limit(&info.user) {
+                return Err(Stop::Close(e, 20, 10));
+            }
+        }
         let outbox = ChannelOutbox::new(self.id, id, self.outbox_tx.clone());
         self.channels
             .insert(id, Channel::new(id, outbox, self.stats.clone()));

@@ -11,6 +11,7 @@ use warren_protocol::{FieldTable, FieldValue, ShortStr};
 use crate::clock::Timers;
 use crate::error::{resource, AmqpError, AmqpResult, ReplyCode};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind, Routed};
+use crate::limits;
 use crate::message::Message;
 use crate::metadata::{Command, Metadata};
 use crate::names::server_generated_queue_name;
@@ -463,6 +464,14 @@ impl VHost {
         }
         let what = self.describe("queue", &name);
         check_queue_type_and_arguments(&d.config, d.server_named, &what)?;
+        if let Some(max) = limits::limit(&self.definition.read().limits, "max-queues") {
+            if self.queues.read().len() as u64 >= max {
+                return Err(AmqpError::precondition_failed(format!(
+                    "cannot declare queue '{name}': queue limit in vhost '{}' ({max}) is reached",
+                    self.name
+                )));
+            }
+        }
         let owner = d.config.exclusive.then_some(connection);
         let def = self.queue_def(&name, &d.config, owner);
         let storage_error = |e: std::io::Error| {

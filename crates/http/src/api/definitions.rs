@@ -20,6 +20,7 @@ use crate::auth::AuthUser;
 use crate::convert::{json_to_table, short_str, table_to_json};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, RABBITMQ_COMPAT_VERSION};
+use warren_broker::limits::VHOST_LIMITS;
 use warren_broker::persistence::VhostDef;
 use warren_broker::policy::{PolicyDef, PolicyKind};
 
@@ -112,7 +113,7 @@ fn policies(vhost: &VHost) -> (Vec<Value>, Vec<Value>) {
         .iter()
         .map(|p| serde_json::to_value(super::policies::PolicyJson::from(p)).unwrap_or_default())
         .collect();
-    let parameters = vhost
+    let mut parameters: Vec<Value> = vhost
         .policies(PolicyKind::OperatorPolicy)
         .into_iter()
         .map(|p| {
@@ -129,16 +130,31 @@ fn policies(vhost: &VHost) -> (Vec<Value>, Vec<Value>) {
             })
         })
         .collect();
+    let limits = vhost.definition().limits;
+    if !limits.is_empty() {
+        parameters.push(json!({
+            "value": limits,
+            "vhost": &*vhost.name,
+            "component": VHOST_LIMITS_COMPONENT,
+            "name": "limits",
+        }));
+    }
     (policies, parameters)
 }
 
-/// Runtime parameters other than operator policies (federation upstreams, shovels) are for
-/// plugins Warren does not have: a file with any is refused before anything is imported,
-/// rather than imported without them.
+/// The runtime-parameter component RabbitMQ keeps vhost limits under (as one parameter named
+/// `limits`).
+const VHOST_LIMITS_COMPONENT: &str = "vhost-limits";
+
+/// Runtime parameters other than operator policies and vhost limits (federation upstreams,
+/// shovels) are for plugins Warren does not have: a file with any is refused before anything is
+/// imported, rather than imported without them.
 fn check_parameters(defs: &Value) -> ApiResult<()> {
     for p in items(defs, "parameters") {
         let component = str_field(p, "component", "parameter")?;
-        if component != PolicyKind::OperatorPolicy.component() {
+        if component != PolicyKind::OperatorPolicy.component()
+            && component != VHOST_LIMITS_COMPONENT
+        {
             let name = p.get("name").and_then(Value::as_str).unwrap_or("");
             return Err(ApiError::bad_request(format!(
                 "parameter '{name}' of component '{component}': runtime parameters of plugins are not supported by Warren"
@@ -156,11 +172,18 @@ fn import_policies(state: &AppState, defs: &Value, vhost: Option<&str>) -> ApiRe
         wanted.push((PolicyKind::Policy, p, p));
     }
     for p in items(defs, "parameters") {
-        wanted.push((
-            PolicyKind::OperatorPolicy,
-            p,
-            p.get("value").unwrap_or(&Value::Null),
-        ));
+        let value = p.get("value").unwrap_or(&Value::Null);
+        if p.get("component").and_then(Value::as_str) == Some(VHOST_LIMITS_COMPONENT) {
+            let vhost_name = match vhost {
+                Some(v) => v,
+                None => str_field(p, "vhost", "vhost limits")?,
+            };
+            for (limit, n) in super::limits::parse_limits(value, VHOST_LIMITS)? {
+                state.broker.set_vhost_limit(vhost_name, &limit, Some(n))?;
+            }
+            continue;
+        }
+        wanted.push((PolicyKind::OperatorPolicy, p, value));
     }
     for (kind, item, body) in wanted {
         let name = str_field(item, "name", "policy")?;
@@ -379,6 +402,11 @@ pub async fn import(
                 .get("default_queue_type")
                 .and_then(Value::as_str)
                 .map(String::from),
+            // Vhost limits come as runtime parameters (`vhost-limits`), below.
+            limits: broker
+                .vhost(name)
+                .map(|v| v.definition().limits)
+                .unwrap_or_default(),
         })?;
     }
     for p in items(&defs, "permissions") {

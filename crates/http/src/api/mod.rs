@@ -4,6 +4,7 @@ pub mod bindings;
 pub mod connections;
 pub mod definitions;
 pub mod exchanges;
+pub mod limits;
 pub mod overview;
 pub mod parameters;
 pub mod permissions;
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
     use connections as c;
     use definitions as d;
     use exchanges as e;
+    use limits as lim;
     use overview as o;
     use parameters as par;
     use permissions as p;
@@ -58,17 +60,17 @@ pub fn router() -> Router<AppState> {
         .route("/api/feature-flags", get(o::empty_list))
         .route("/api/deprecated-features", get(o::empty_list))
         .route("/api/deprecated-features/used", get(o::empty_list))
-        .route("/api/vhost-limits", get(o::empty_list))
-        .route("/api/vhost-limits/{vhost}", get(o::empty_list))
+        .route("/api/vhost-limits", get(lim::vhost_list))
+        .route("/api/vhost-limits/{vhost}", get(lim::vhost_show))
         .route(
             "/api/vhost-limits/{vhost}/{name}",
-            axum::routing::put(o::limits_refused).delete(not_found),
+            axum::routing::put(lim::vhost_put).delete(lim::vhost_delete),
         )
-        .route("/api/user-limits", get(o::empty_list))
-        .route("/api/user-limits/{user}", get(o::empty_list))
+        .route("/api/user-limits", get(lim::user_list))
+        .route("/api/user-limits/{user}", get(lim::user_show))
         .route(
             "/api/user-limits/{user}/{name}",
-            axum::routing::put(o::limits_refused).delete(not_found),
+            axum::routing::put(lim::user_put).delete(lim::user_delete),
         )
         .route("/api/extensions", get(o::empty_list))
         .route("/api/auth", get(o::auth_settings))

@@ -309,12 +309,6 @@ pub async fn node_memory(
     Ok(json(json!({ "memory": memory })))
 }
 
-/// `/api/vhost-limits` and `/api/user-limits`: no limits exist yet, so the lists are empty and
-/// setting one is refused rather than accepted and ignored.
-pub async fn limits_refused(_user: AuthUser) -> ApiError {
-    ApiError::bad_request("vhost and user limits are not supported by this version of Warren yet")
-}
-
 pub async fn health_ok(_user: AuthUser) -> Response {
     json(json!({"status": "ok"}))
 }

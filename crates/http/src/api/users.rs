@@ -6,6 +6,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use warren_broker::auth::{hash_password, User};
+use warren_broker::limits::USER_LIMITS;
 
 use super::vhosts::tag_list;
 use super::{created_or_existed, json, no_content, parse_body};
@@ -38,7 +39,7 @@ pub fn user_json(u: User) -> UserJson {
         password_hash: u.password_hash,
         hashing_algorithm: HASHING_ALGORITHM,
         tags: u.tags,
-        limits: Value::Object(Default::default()),
+        limits: serde_json::to_value(&u.limits).unwrap_or_default(),
     }
 }
 
@@ -92,6 +93,8 @@ pub struct UserBody {
     pub password_hash: Option<String>,
     pub hashing_algorithm: Option<String>,
     pub tags: Option<Value>,
+    /// In definitions files: the user's limits (`max-connections`, `max-channels`).
+    pub limits: Option<Value>,
 }
 
 /// The user a PUT body (or a definitions entry) describes. `existing` keeps the password when
@@ -115,12 +118,20 @@ pub fn user_from_body(name: &str, body: UserBody, existing: Option<User>) -> Api
             h
         }
         // No password: an existing user keeps theirs; a new one cannot log in with one.
-        (None, None) => existing.map(|u| u.password_hash).unwrap_or_default(),
+        (None, None) => existing
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_default(),
+    };
+    let limits = match &body.limits {
+        Some(value) => super::limits::parse_limits(value, USER_LIMITS)?,
+        None => existing.map(|u| u.limits).unwrap_or_default(),
     };
     Ok(User {
         name: name.to_string(),
         password_hash,
         tags: tag_list(body.tags.as_ref())?,
+        limits,
     })
 }
 
