@@ -6,20 +6,13 @@ import time
 import pika
 import pytest
 
+from helpers import drain
+
 
 def publish(channel, queue, bodies, exchange="", **props):
     for body in bodies:
         channel.basic_publish(exchange, queue, body.encode(),
                               properties=pika.BasicProperties(**props))
-
-
-def drain(channel, queue):
-    bodies = []
-    while True:
-        method, _, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return bodies
-        bodies.append(body.decode())
 
 
 def count(channel, queue):

@@ -6,19 +6,12 @@ import time
 import pika
 import pytest
 
+from helpers import drain
+
 
 def publish(channel, queue, body, priority=None, **props):
     properties = pika.BasicProperties(priority=priority, **props)
     channel.basic_publish("", queue, body.encode(), properties=properties)
-
-
-def drain(channel, queue):
-    bodies = []
-    while True:
-        method, _, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return bodies
-        bodies.append(body.decode())
 
 
 def test_messages_come_out_by_priority_then_in_order(channel, names):

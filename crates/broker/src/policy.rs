@@ -128,16 +128,8 @@ const LOWER_WINS: &[&str] = &[
     "delivery-limit",
 ];
 
-/// The keys an operator policy may set.
-const OPERATOR_KEYS: &[&str] = &[
-    "expires",
-    "message-ttl",
-    "max-length",
-    "max-length-bytes",
-    "max-in-memory-length",
-    "max-in-memory-bytes",
-    "delivery-limit",
-];
+/// The keys an operator policy may set: exactly the limits it caps.
+const OPERATOR_KEYS: &[&str] = LOWER_WINS;
 
 /// Keys a classic queue does not support: a policy with one of them skips classic queues.
 const CLASSIC_UNSUPPORTED: &[&str] = &[
