@@ -80,7 +80,7 @@ pub fn dead_lettered(
     record_death(&mut headers, entry, queue.as_bytes(), reason);
     let routing_key = match &target.routing_key {
         Some(key) => {
-            remove(&mut headers, "CC");
+            headers.remove("CC");
             key.clone()
         }
         None => message.routing_key.clone(),
@@ -102,8 +102,9 @@ pub fn dead_lettered(
 /// in front with count 1. The first death also sets the `x-first-death-*` headers. Entries
 /// written over an existing array have their keys sorted, as RabbitMQ's are.
 fn record_death(headers: &mut FieldTable, entry: FieldTable, queue: &[u8], reason: DeathReason) {
-    let existing = match headers.get("x-death") {
-        Some(FieldValue::Array(deaths)) => Some(deaths.clone()),
+    // Taken and put back in its place: the array is rewritten, not copied.
+    let existing = match headers.get_mut("x-death") {
+        Some(FieldValue::Array(deaths)) => Some(std::mem::take(deaths)),
         Some(other) => {
             warn!(header = ?other, "message has an invalid x-death header; resetting it");
             Some(Vec::new())
@@ -136,7 +137,9 @@ fn record_death(headers: &mut FieldTable, entry: FieldTable, queue: &[u8], reaso
         }
         None => entry,
     };
-    deaths.insert(0, FieldValue::Table(sorted(front)));
+    let mut front = front;
+    front.sort_by_name();
+    deaths.insert(0, FieldValue::Table(front));
     headers.insert("x-death", FieldValue::Array(deaths));
 }
 
@@ -180,27 +183,12 @@ fn routing_keys(message: &Message, headers: &FieldTable) -> Vec<Vec<u8>> {
     keys
 }
 
-fn sorted(table: FieldTable) -> FieldTable {
-    let mut entries: Vec<(ShortStr, FieldValue)> =
-        table.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    entries.into_iter().collect()
-}
-
 fn str_field<'a>(table: &'a FieldTable, key: &str) -> Option<&'a [u8]> {
     table.get(key).and_then(FieldValue::as_bytes)
 }
 
 fn long_str(bytes: &[u8]) -> FieldValue {
     FieldValue::LongStr(bytes::Bytes::copy_from_slice(bytes))
-}
-
-fn remove(table: &mut FieldTable, key: &str) {
-    *table = std::mem::take(table)
-        .iter()
-        .filter(|(k, _)| *k != key)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
 }
 
 #[cfg(test)]

@@ -241,6 +241,11 @@ impl FieldTable {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
+    /// The value of the first entry named `name`, to change in place.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut FieldValue> {
+        self.0.iter_mut().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
     /// Sets `name`, replacing an existing entry of that name.
     pub fn insert(&mut self, name: impl Into<ShortStr>, value: impl Into<FieldValue>) {
         let name = name.into();
@@ -249,6 +254,19 @@ impl FieldTable {
             Some(entry) => entry.1 = value,
             None => self.0.push((name, value)),
         }
+    }
+
+    /// Takes out every entry named `name`; returns the first one's value.
+    pub fn remove(&mut self, name: &str) -> Option<FieldValue> {
+        let at = self.0.iter().position(|(n, _)| n == name)?;
+        let (_, value) = self.0.remove(at);
+        self.0.retain(|(n, _)| n != name);
+        Some(value)
+    }
+
+    /// Puts the entries in order of their names' bytes (stable: duplicates keep their order).
+    pub fn sort_by_name(&mut self) {
+        self.0.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&ShortStr, &FieldValue)> {
@@ -282,6 +300,29 @@ fn with_length_prefix(out: &mut BytesMut, body: impl FnOnce(&mut BytesMut)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_changed_in_place_removed_and_sorted_by_name() {
+        let mut t: FieldTable = [("b", 1), ("a", 2), ("b", 3)]
+            .into_iter()
+            .map(|(k, v)| (ShortStr::from(k), FieldValue::I32(v)))
+            .collect();
+        if let Some(FieldValue::I32(v)) = t.get_mut("a") {
+            *v = 20;
+        }
+        assert_eq!(t.get("a"), Some(&FieldValue::I32(20)));
+        assert_eq!(t.remove("b"), Some(FieldValue::I32(1)));
+        assert_eq!(t.len(), 1, "every entry of that name goes");
+        assert_eq!(t.remove("b"), None);
+        t.insert("c", FieldValue::I32(4));
+        t.insert("0", FieldValue::I32(5));
+        t.sort_by_name();
+        let names: Vec<&str> = t
+            .iter()
+            .map(|(k, _)| std::str::from_utf8(k.as_bytes()).unwrap())
+            .collect();
+        assert_eq!(names, ["0", "a", "c"]);
+    }
 
     fn round_trip(t: &FieldTable) -> FieldTable {
         let mut out = BytesMut::new();
