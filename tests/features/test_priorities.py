@@ -17,6 +17,9 @@ def publish(channel, queue, body, priority=None, **props):
 def test_messages_come_out_by_priority_then_in_order(channel, names):
     q = names.queue("prio")
     channel.queue_declare(q, arguments={"x-max-priority": 10})
+    # Confirmed, so that RabbitMQ's count includes them (its publishes reach queues
+    # asynchronously; a basic.get after them on the same channel is ordered, a count is not).
+    channel.confirm_delivery()
     for body, priority in [("a", None), ("b", 5), ("c", 1), ("d", 5), ("e", 10), ("f", 0)]:
         publish(channel, q, body, priority)
     assert channel.queue_declare(q, passive=True).method.message_count == 6
