@@ -31,6 +31,9 @@ use crate::common::*;
 const REGRESSION_SEEDS: &[u64] = &[];
 
 const QUEUES: &[&str] = &["q0", "q1", "q2", "q3"];
+/// These are priority queues (always declared with `x-max-priority` 3): publishes carry random
+/// priorities, so deliveries, requeues and purges go through several levels.
+const PRIORITY_QUEUES: &[&str] = &["q2", "q3"];
 const MAX_CONNECTIONS: usize = 3;
 const MAX_CHANNELS: u16 = 3;
 /// How long a socket must stay silent for the broker to count as quiet.
@@ -646,6 +649,9 @@ impl World {
         if invalid {
             arguments.insert("x-max-length", FieldValue::I64(-1));
         }
+        if PRIORITY_QUEUES.contains(&queue) {
+            arguments.insert("x-max-priority", FieldValue::I32(3));
+        }
         let method = Method::QueueDeclare(QueueDeclare {
             queue: queue.into(),
             exclusive,
@@ -753,7 +759,14 @@ impl World {
                 ..Default::default()
             }),
         );
-        encode_content_header(&mut out, channel, 60, body.len() as u64, &[0, 0]);
+        // A priority (0-4: above the maximum of 3 counts as 3) on most publishes.
+        let properties = BasicProperties {
+            priority: self.rng.gen_bool(0.7).then(|| self.rng.gen_range(0..5)),
+            ..Default::default()
+        };
+        let mut encoded = BytesMut::new();
+        properties.encode(&mut encoded);
+        encode_content_header(&mut out, channel, 60, body.len() as u64, &encoded);
         encode_body_frames(&mut out, channel, body.as_bytes(), 131_072);
         self.clients[c].stream.write_all(&out).await.unwrap();
         let ch = self.clients[c].channels.get_mut(&channel).unwrap();
