@@ -238,15 +238,22 @@ pub async fn nodes(State(state): State<AppState>, user: AuthUser) -> ApiResult<R
     Ok(json(json!([node_json(&state)])))
 }
 
+/// Paths that name a node: this one is the only one (404 for any other name).
+fn this_node(state: &AppState, name: &str) -> ApiResult<()> {
+    if name == state.config.node_name {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
 pub async fn node(
     State(state): State<AppState>,
     user: AuthUser,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     user.require_monitor()?;
-    if name != state.config.node_name {
-        return Err(ApiError::NotFound);
-    }
+    this_node(&state, &name)?;
     Ok(json(node_json(&state)))
 }
 
@@ -259,9 +266,7 @@ pub async fn node_memory(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     user.require_monitor()?;
-    if name != state.config.node_name {
-        return Err(ApiError::NotFound);
-    }
+    this_node(&state, &name)?;
     let rss = system::resident_memory();
     let queued: u64 = state
         .broker
@@ -399,9 +404,7 @@ pub async fn health_node_named(
     _user: AuthUser,
     Path(node): Path<String>,
 ) -> ApiResult<Response> {
-    if node != state.config.node_name {
-        return Err(ApiError::NotFound);
-    }
+    this_node(&state, &node)?;
     Ok(node_health(&state))
 }
 
