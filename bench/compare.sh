@@ -12,6 +12,9 @@
 #   h  a reject-to-dead-letter loop: the queue dead-letters to itself, the consumer rejects
 #      every delivery (basic.nack requeue=false), a producer seeds it at 1000 msg/s; the rate
 #      is deliveries, each one rejected and dead-lettered back
+#   t  a over TLS (AMQPS; Warren on WARREN_PORT+1, RabbitMQ on RMQ_BENCH_TLS_PORT, 5674): both
+#      brokers hold the same RSA 2048 certificate from tests/tls/make_certs.sh, TLS 1.2 and 1.3
+#      offered, and the load tool negotiates what each prefers (TLS 1.3, AES-256-GCM on both)
 #
 # For every run it records the receive rate, latency percentiles, the broker's CPU time per
 # message received (utime+stime of the whole broker process from /proc/PID/stat, before and
@@ -40,6 +43,8 @@ WARREN_BIN="${WARREN_BIN:-$ROOT/target/release/warren}"
 PERF_BIN="${PERF_BIN:-$WARREN_BIN}"
 WARREN_PORT="${WARREN_PORT:-5690}"
 RMQ_PORT="${RMQ_BENCH_PORT:-5673}"
+RMQ_TLS_PORT="${RMQ_BENCH_TLS_PORT:-5674}"
+WARREN_TLS_PORT="$((WARREN_PORT + 1))"
 QUIET_WAIT="${QUIET_WAIT:-60}"
 PERF_EXTRA="${PERF_EXTRA:-}"
 RT="${RT:-0}"
@@ -65,9 +70,13 @@ scenario_args() {
     e) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --confirm 1000 --persistent --durable-queues" ;;
     g) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --queue-args x-max-priority=9 --priorities 10" ;;
     h) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --rate 1000 --reject --exchange= --queue-prefix perf-loop --queue-args x-dead-letter-exchange=,x-dead-letter-routing-key=perf-loop-1" ;;
-    *) echo "unknown scenario $1 (a, b, c, d, e, g or h)" >&2; exit 2 ;;
+    t) echo "--producers 1 --consumers 1 --size 16 --prefetch 1000 --tls --tls-ca-file $TLS_DIR/ca.pem" ;;
+    *) echo "unknown scenario $1 (a, b, c, d, e, g, h or t)" >&2; exit 2 ;;
   esac
 }
+# The TLS scenario's certificates (the same ones bench/rabbitmq.sh gives RabbitMQ).
+TLS_DIR="${RMQ_BENCH_DIR:-/tmp/rmq-bench}/tls"
+[ -s "$TLS_DIR/server.pem" ] || "$ROOT/tests/tls/make_certs.sh" "$TLS_DIR"
 for s in "${SCENARIOS[@]}"; do scenario_args "$s" >/dev/null; done
 [ -x "$WARREN_BIN" ] || { echo "compare.sh: no $WARREN_BIN; run cargo build --release -p warren" >&2; exit 1; }
 # Run copies: a rebuild during the benchmark must not swap the binary between runs.
@@ -133,6 +142,8 @@ start_warren() {
   WARREN_AMQP_PORT="$WARREN_PORT" WARREN_HTTP_PORT="$((WARREN_PORT + 10000))" \
   WARREN_PROMETHEUS_PORT="$((WARREN_PORT + 10001))" WARREN_BIND=127.0.0.1 \
   WARREN_DATA_DIR="$WARREN_DATA" WARREN_LOG=warn \
+  WARREN_TLS_CERT_FILE="$TLS_DIR/server.pem" WARREN_TLS_KEY_FILE="$TLS_DIR/server.key" \
+  WARREN_AMQPS_PORT="$WARREN_TLS_PORT" WARREN_HTTPS_PORT=0 \
     "$WARREN_BIN" serve >"$OUT/warren.log" 2>&1 &
   WARREN_PID=$!
   for _ in $(seq 1 100); do port_open "$WARREN_PORT" && return 0; sleep 0.1; done
@@ -154,6 +165,9 @@ run_one() {
     warren) port="$WARREN_PORT"; pid="$WARREN_PID" ;;
     rabbitmq) port="$RMQ_PORT"; pid="$RMQ_PID" ;;
   esac
+  if [ "$scenario" = t ]; then
+    [ "$broker" = warren ] && port="$WARREN_TLS_PORT" || port="$RMQ_TLS_PORT"
+  fi
   json="$OUT/$scenario-$broker-$round.json"
   log="$OUT/$scenario-$broker-$round.log"
   wait_quiet

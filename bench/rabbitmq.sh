@@ -11,17 +11,20 @@
 #   pid          print the OS pid of the node's Erlang VM (beam.smp), e.g. for /proc/PID/stat
 #   ctl ARGS     run rabbitmqctl against the node (e.g. `bench/rabbitmq.sh ctl list_queues`)
 #   wipe         stop, then delete the data dir
-# AMQP on $RMQ_BENCH_PORT (5673), management on $RMQ_BENCH_MGMT_PORT (15673),
-# Erlang distribution on $RMQ_BENCH_DIST_PORT (25673), data under $RMQ_BENCH_DIR
-# (/tmp/rmq-bench).  guest/guest works from loopback.
+# AMQP on $RMQ_BENCH_PORT (5673), AMQPS on $RMQ_BENCH_TLS_PORT (5674, certificates from
+# tests/tls/make_certs.sh in $RMQ_BENCH_DIR/tls, no client certificates asked for), management
+# on $RMQ_BENCH_MGMT_PORT (15673), Erlang distribution on $RMQ_BENCH_DIST_PORT (25673), data
+# under $RMQ_BENCH_DIR (/tmp/rmq-bench).  guest/guest works from loopback.
 # Needs `apt-get install rabbitmq-server` (Debian 12 ships 3.10.8 on Erlang/OTP 25).
 set -euo pipefail
 
 BASE="${RMQ_BENCH_DIR:-/tmp/rmq-bench}"
 PORT="${RMQ_BENCH_PORT:-5673}"
+TLS_PORT="${RMQ_BENCH_TLS_PORT:-5674}"
 MGMT_PORT="${RMQ_BENCH_MGMT_PORT:-15673}"
 DIST_PORT="${RMQ_BENCH_DIST_PORT:-25673}"
 NODE="${RMQ_BENCH_NODE:-bench@localhost}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN=/usr/lib/rabbitmq/bin   # not /usr/sbin: that wrapper su's to user rabbitmq (other cookie)
 
 # Own HOME => own Erlang cookie ($BASE/.erlang.cookie), shared by server and CLI tools.
@@ -52,8 +55,18 @@ node_pid() {
 prepare() {
   mkdir -p "$BASE" "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
   : > "$RABBITMQ_CONF_ENV_FILE"
+  [ -s "$BASE/tls/server.pem" ] || "$ROOT/tests/tls/make_certs.sh" "$BASE/tls"
+  # TLS as Warren offers it: 1.2 and 1.3, the server's certificate, no client certificate.
   cat > "$RABBITMQ_CONFIG_FILE" <<EOF
 listeners.tcp.default = $PORT
+listeners.ssl.default = $TLS_PORT
+ssl_options.cacertfile = $BASE/tls/ca.pem
+ssl_options.certfile = $BASE/tls/server.pem
+ssl_options.keyfile = $BASE/tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
 management.tcp.port = $MGMT_PORT
 loopback_users.guest = true
 EOF
@@ -70,7 +83,7 @@ start() {
   if node_pid >/dev/null; then
     echo "rabbitmq.sh: node process exists but is not ready; waiting" >&2
   else
-    for p in "$PORT" "$MGMT_PORT" "$DIST_PORT"; do
+    for p in "$PORT" "$TLS_PORT" "$MGMT_PORT" "$DIST_PORT"; do
       if port_open "$p"; then echo "rabbitmq.sh: port $p is already in use" >&2; exit 1; fi
     done
     prepare
@@ -78,7 +91,7 @@ start() {
     setsid nohup "$BIN/rabbitmq-server" >>"$RABBITMQ_LOG_BASE/startup.log" 2>&1 </dev/null &
   fi
   local deadline=$((SECONDS + 120))
-  until port_open "$PORT" && port_open "$MGMT_PORT"; do
+  until port_open "$PORT" && port_open "$TLS_PORT" && port_open "$MGMT_PORT"; do
     if [ $SECONDS -ge $deadline ]; then
       echo "rabbitmq.sh: node did not come up in 120 s; see $RABBITMQ_LOG_BASE" >&2
       tail -n 30 "$RABBITMQ_LOG_BASE/startup.log" >&2 || true
@@ -87,7 +100,7 @@ start() {
     sleep 0.5
   done
   ctl await_startup --timeout 60 >/dev/null 2>&1 || true
-  echo "rabbitmq.sh: started $NODE (pid $(node_pid || echo ?)), amqp 127.0.0.1:$PORT, mgmt http://127.0.0.1:$MGMT_PORT"
+  echo "rabbitmq.sh: started $NODE (pid $(node_pid || echo ?)), amqp 127.0.0.1:$PORT, amqps $TLS_PORT, mgmt http://127.0.0.1:$MGMT_PORT"
 }
 
 stop() {
@@ -107,7 +120,7 @@ stop() {
      && ! epmd -names 2>/dev/null | grep -q '^name '; then
     epmd -kill >/dev/null 2>&1 || true
   fi
-  for p in "$PORT" "$MGMT_PORT" "$DIST_PORT"; do
+  for p in "$PORT" "$TLS_PORT" "$MGMT_PORT" "$DIST_PORT"; do
     for _ in $(seq 1 20); do port_open "$p" || break; sleep 0.25; done
   done
   echo "rabbitmq.sh: stopped $NODE"

@@ -28,6 +28,9 @@ let brokerLog;
 let tmp;
 let base;
 let amqpUrl;
+let httpsBase;
+let amqpsUrl;
+let caFile;
 let context;
 let page;
 const scriptErrors = [];
@@ -110,8 +113,17 @@ before(async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-ui-'));
   const [amqpPort, httpPort] = [await freePort(), await freePort()];
+  const [amqpsPort, httpsPort] = [await freePort(), await freePort()];
   base = `http://127.0.0.1:${httpPort}/`;
   amqpUrl = `amqp://guest:guest@127.0.0.1:${amqpPort}/`;
+  httpsBase = `https://localhost:${httpsPort}/`;
+  amqpsUrl = `amqps://guest:guest@localhost:${amqpsPort}/`;
+  const certs = path.join(tmp, 'certs');
+  await new Promise((resolve, reject) => {
+    spawn(path.join(ROOT, 'tests/tls/make_certs.sh'), [certs], { stdio: 'inherit' })
+      .on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`make_certs.sh: ${code}`))));
+  });
+  caFile = path.join(certs, 'ca.pem');
   brokerLog = fs.openSync(path.join(tmp, 'warren.log'), 'a');
   broker = spawn(BIN, [], {
     env: {
@@ -122,6 +134,10 @@ before(async () => {
       WARREN_BIND: '127.0.0.1',
       WARREN_DATA_DIR: path.join(tmp, 'data'),
       WARREN_LOG: 'warn',
+      WARREN_TLS_CERT_FILE: path.join(certs, 'server.pem'),
+      WARREN_TLS_KEY_FILE: path.join(certs, 'server.key'),
+      WARREN_AMQPS_PORT: String(amqpsPort),
+      WARREN_HTTPS_PORT: String(httpsPort),
     },
     stdio: ['ignore', brokerLog, brokerLog],
   });
@@ -133,6 +149,8 @@ before(async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 1360, height: 900 },
+    // The HTTPS test's certificate comes from a CA of the test's own.
+    ignoreHTTPSErrors: true,
   });
   page = context.pages()[0] || await context.newPage();
   page.setDefaultTimeout(10000);
@@ -620,6 +638,34 @@ test('a management user sees no admin pages; signing out forgets the credentials
   await page.locator('h1', { hasText: 'Not found' }).waitFor();
   await page.click('#logout');
   await page.locator('#login').waitFor();
+});
+
+test('over HTTPS: sign in, and an AMQPS connection shows its TLS session', async () => {
+  const conn = await amqp.connect(amqpsUrl, {
+    ca: [fs.readFileSync(caFile)],
+    clientProperties: { connection_name: 'tls-client' },
+  });
+  try {
+    const secure = await context.newPage();
+    secure.on('pageerror', (e) => scriptErrors.push(e.message));
+    await secure.goto(httpsBase);
+    // The session of the plain-HTTP page is not shared with another origin: sign in again.
+    await secure.locator('#login').waitFor();
+    await secure.fill('input[name=username]', 'guest');
+    await secure.fill('input[name=password]', 'guest');
+    await secure.click('#login button[type=submit]');
+    await secure.locator('#totals .stat').first().waitFor();
+    await secure.goto(`${httpsBase}#/connections`);
+    const row = secure.locator('[data-list=connections] tbody tr', { hasText: 'tls-client' });
+    await row.waitFor();
+    await row.locator('a').click();
+    await secure.locator('h1', { hasText: 'Connection' }).waitFor();
+    await eventually('the TLS session', async () => /tlsv1\.3, aes_256_gcm/.test(await secure.locator('main').innerText()));
+    await secure.screenshot({ path: path.join(SHOTS, '18-connection-tls.png'), fullPage: true });
+    await secure.close();
+  } finally {
+    await conn.close();
+  }
 });
 
 test('no script errors on any page', () => {

@@ -199,9 +199,31 @@ pub struct ConnectionInfo {
     pub frame_max: u32,
     pub channel_max: u16,
     pub heartbeat: u16,
+    pub tls: Option<TlsDetails>,
     pub channels: AtomicU32,
     pub stats: Arc<ConnectionStats>,
     control: mpsc::UnboundedSender<Control>,
+}
+
+/// A TLS connection's session, as the management API shows it (`ssl_protocol`,
+/// `peer_cert_subject`...).
+#[derive(Clone, Debug, Default)]
+pub struct TlsDetails {
+    /// `tlsv1.3` or `tlsv1.2`.
+    pub protocol: String,
+    /// The cipher suite as Erlang's ssl splits it: key exchange, cipher, hash.
+    pub key_exchange: String,
+    pub cipher: String,
+    pub hash: String,
+    /// The client's verified certificate, if it presented one.
+    pub peer_cert: Option<PeerCertDetails>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PeerCertDetails {
+    pub subject: String,
+    pub issuer: String,
+    pub validity: String,
 }
 
 /// What a connection hands over to be registered.
@@ -215,6 +237,7 @@ pub struct NewConnection {
     pub frame_max: u32,
     pub channel_max: u16,
     pub heartbeat: u16,
+    pub tls: Option<TlsDetails>,
     pub stats: Arc<ConnectionStats>,
     pub control: mpsc::UnboundedSender<Control>,
 }
@@ -281,6 +304,7 @@ impl ConnectionRegistry {
             frame_max: c.frame_max,
             channel_max: c.channel_max,
             heartbeat: c.heartbeat,
+            tls: c.tls,
             channels: AtomicU32::new(0),
             stats: c.stats,
             control: c.control,
@@ -396,6 +420,7 @@ mod tests {
             frame_max: 131072,
             channel_max: 2047,
             heartbeat: 60,
+            tls: None,
             stats: Arc::default(),
             control: tx,
         };

@@ -48,6 +48,11 @@ pub struct Options {
     pub priority: Option<String>,
     /// set_policy's --apply-to (queues, exchanges or all; the API validates it).
     pub apply_to: Option<String>,
+    /// list_vhost_limits' and list_user_limits' --global: every vhost's or user's.
+    pub global: bool,
+    /// list_user_limits' --user: whose limits (rabbitmqctl's spelling, which every other verb
+    /// takes as the login name).
+    pub limits_user: Option<String>,
     pub help: bool,
     pub version: bool,
 }
@@ -108,11 +113,16 @@ pub fn parse(
         if_unused: false,
         priority: None,
         apply_to: None,
+        global: false,
+        limits_user: None,
         help: false,
         version: false,
     };
     let mut positional = Vec::new();
     let mut rest = args.into_iter();
+    // `--user` is the login name, except to list_user_limits (decided once the verb is known).
+    let mut user_flag = None;
+    let mut username_given = false;
     let mut options_done = false;
     while let Some(arg) = rest.next() {
         if options_done || arg == "-" || !arg.starts_with('-') {
@@ -138,7 +148,11 @@ pub fn parse(
         match name.replace('_', "-").as_str() {
             "--host" | "--hostname" => o.host = value_of(&name, inline, &mut rest)?,
             "--port" => o.port = port_of(&name, &value_of(&name, inline, &mut rest)?)?,
-            "--username" | "--user" => o.username = value_of(&name, inline, &mut rest)?,
+            "--username" => {
+                o.username = value_of(&name, inline, &mut rest)?;
+                username_given = true;
+            }
+            "--user" => user_flag = Some(value_of(&name, inline, &mut rest)?),
             "--password" => o.password = value_of(&name, inline, &mut rest)?,
             "-p" | "--vhost" => o.vhost = value_of(&name, inline, &mut rest)?,
             "--priority" => o.priority = Some(value_of(&name, inline, &mut rest)?),
@@ -168,6 +182,7 @@ pub fn parse(
                 o.timeout = Duration::from_secs_f64(secs);
             }
             "-q" | "--quiet" => flag(&mut o, |o| o.quiet = true)?,
+            "--global" => flag(&mut o, |o| o.global = true)?,
             "-s" | "--silent" => flag(&mut o, |o| o.silent = true)?,
             "--no-table-headers" => flag(&mut o, |o| o.table_headers = false)?,
             "-e" | "--if-empty" => flag(&mut o, |o| o.if_empty = true)?,
@@ -178,9 +193,15 @@ pub fn parse(
         }
     }
     let mut positional = positional.into_iter();
+    let verb = positional.next();
+    match user_flag {
+        Some(user) if verb.as_deref() == Some("list_user_limits") => o.limits_user = Some(user),
+        Some(user) if !username_given => o.username = user,
+        _ => {}
+    }
     Ok(Invocation {
         options: o,
-        verb: positional.next(),
+        verb,
         args: positional.collect(),
     })
 }
@@ -208,6 +229,18 @@ mod tests {
         assert_eq!(inv.options.host, "127.0.0.1");
         assert_eq!(inv.options.username, "guest");
         assert_eq!(inv.options.formatter, Formatter::Table);
+    }
+
+    #[test]
+    fn user_is_the_login_except_for_list_user_limits() {
+        let inv = parse_str("list_queues --user admin").unwrap();
+        assert_eq!(inv.options.username, "admin");
+        let inv = parse_str("list_user_limits --user bob --username admin").unwrap();
+        assert_eq!(inv.options.limits_user.as_deref(), Some("bob"));
+        assert_eq!(inv.options.username, "admin");
+        let inv = parse_str("--user bob list_user_limits").unwrap();
+        assert_eq!(inv.options.limits_user.as_deref(), Some("bob"));
+        assert_eq!(inv.options.username, "guest");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! AMQP values as JSON and back: field tables (arguments, headers) and message properties.
 
 use serde_json::{Map, Number, Value};
-use warren_protocol::{BasicProperties, Bytes, FieldTable, FieldValue, ShortStr};
+use warren_protocol::{BasicProperties, Bytes, FieldTable, FieldValue, ShortStr, MAX_NESTING};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -24,6 +24,10 @@ pub fn field_value_to_json(v: &FieldValue) -> Value {
         FieldValue::Array(items) => Value::Array(items.iter().map(field_value_to_json).collect()),
         FieldValue::Table(t) => table_to_json(t),
         FieldValue::Void => Value::Null,
+        // Not decoded (a hostile depth): shown as a marker rather than walked.
+        FieldValue::Nested(_) => {
+            Value::String(format!("(nested deeper than {MAX_NESTING} levels)"))
+        }
         other => other
             .as_i64()
             .map_or(Value::Null, |i| Value::Number(i.into())),

@@ -22,8 +22,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::serve::{Listener as AcceptLoop, ListenerExt};
 use axum::Router;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 use warren_broker::Broker;
@@ -129,18 +129,35 @@ async fn until_true(mut shutdown: watch::Receiver<bool>) {
 
 /// Serves the management API and the web UI until `shutdown` turns true. Also samples
 /// message rates meanwhile.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: AcceptLoop<Addr = SocketAddr>,
+{
     state.spawn_sampler(shutdown.clone());
+    serve_another(listener, state, shutdown).await
+}
+
+/// Serves the management API on one more listener (HTTPS beside HTTP) for a state that
+/// `serve` already samples.
+pub async fn serve_another<L>(
+    listener: L,
+    state: AppState,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    L: AcceptLoop<Addr = SocketAddr>,
+{
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "management HTTP API listening");
     }
     let app = state.router();
+    // `tap_io` makes the listener's own address type the connection info, for any listener.
     axum::serve(
-        listener,
+        listener.tap_io(|_| ()),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(until_true(shutdown))
@@ -148,11 +165,14 @@ pub async fn serve(
 }
 
 /// Serves Prometheus metrics at `/metrics` until `shutdown` turns true.
-pub async fn serve_metrics(
-    listener: TcpListener,
+pub async fn serve_metrics<L>(
+    listener: L,
     state: AppState,
     shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: AcceptLoop<Addr = SocketAddr>,
+{
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "Prometheus metrics listening");
     }

@@ -30,6 +30,12 @@ pub struct PerfArgs {
     /// Virtual host.
     #[arg(long, default_value = "/")]
     pub vhost: String,
+    /// Connect with TLS (as an `amqps://` URI does).
+    #[arg(long)]
+    pub tls: bool,
+    /// The CA certificate (PEM) the broker's certificate must chain to, for TLS.
+    #[arg(long)]
+    pub tls_ca_file: Option<PathBuf>,
 
     /// Producers, each on its own connection.
     #[arg(long, short = 'x', default_value_t = 1)]
@@ -133,6 +139,13 @@ pub struct Endpoint {
     #[serde(skip)]
     pub password: String,
     pub vhost: String,
+    /// TLS, for `amqps://` or `--tls`.
+    pub tls: Option<TlsClient>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TlsClient {
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A checked run configuration.
@@ -205,7 +218,7 @@ fn secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Er
 impl Config {
     pub fn from_args(a: PerfArgs) -> Result<Config, PerfError> {
         let bad = |s: String| Err(PerfError::Config(s));
-        let endpoint = match &a.uri {
+        let mut endpoint = match &a.uri {
             Some(uri) => parse_uri(uri)?,
             None => Endpoint {
                 host: a.host.clone(),
@@ -213,8 +226,12 @@ impl Config {
                 user: a.user.clone(),
                 password: a.password.clone(),
                 vhost: a.vhost.clone(),
+                tls: a.tls.then_some(TlsClient { ca_file: None }),
             },
         };
+        if let Some(tls) = &mut endpoint.tls {
+            tls.ca_file = a.tls_ca_file.clone();
+        }
         if a.producers == 0 && a.consumers == 0 {
             return bad("nothing to do: --producers and --consumers are both 0".into());
         }
@@ -347,12 +364,12 @@ impl Config {
 /// An empty or missing path means the vhost `/`, as most clients take it.
 pub fn parse_uri(uri: &str) -> Result<Endpoint, PerfError> {
     let bad = |why: &str| PerfError::Config(format!("bad --uri {uri:?}: {why}"));
-    let rest = if let Some(r) = uri.strip_prefix("amqp://") {
-        r
-    } else if uri.starts_with("amqps://") {
-        return Err(bad("TLS (amqps) is not supported by the load generator"));
+    let (rest, tls, default_port) = if let Some(r) = uri.strip_prefix("amqp://") {
+        (r, None, 5672)
+    } else if let Some(r) = uri.strip_prefix("amqps://") {
+        (r, Some(TlsClient { ca_file: None }), 5671)
     } else {
-        return Err(bad("expected amqp://"));
+        return Err(bad("expected amqp:// or amqps://"));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -377,7 +394,7 @@ pub fn parse_uri(uri: &str) -> Result<Endpoint, PerfError> {
         let host = &v6[..end];
         let port = match v6[end + 1..].strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| bad("port"))?,
-            None => 5672,
+            None => default_port,
         };
         (host.to_string(), port)
     } else {
@@ -386,7 +403,7 @@ pub fn parse_uri(uri: &str) -> Result<Endpoint, PerfError> {
                 hostport[..i].to_string(),
                 hostport[i + 1..].parse().map_err(|_| bad("port"))?,
             ),
-            None => (hostport.to_string(), 5672),
+            None => (hostport.to_string(), default_port),
         }
     };
     let host = if host.is_empty() {
@@ -405,6 +422,7 @@ pub fn parse_uri(uri: &str) -> Result<Endpoint, PerfError> {
         user,
         password,
         vhost,
+        tls,
     })
 }
 
@@ -531,7 +549,8 @@ mod tests {
                 port: 5673,
                 user: "u@x".into(),
                 password: "p:w".into(),
-                vhost: "/v".into()
+                vhost: "/v".into(),
+                tls: None,
             }
         );
         let e = parse_uri("amqp://localhost").unwrap();
@@ -544,7 +563,8 @@ mod tests {
             (e.host.as_str(), e.port, e.vhost.as_str()),
             ("::1", 5690, "/")
         );
-        assert!(parse_uri("amqps://h").is_err());
+        let e = parse_uri("amqps://h").unwrap();
+        assert_eq!((e.port, e.tls.is_some()), (5671, true));
         assert!(parse_uri("http://h").is_err());
         assert!(parse_uri("amqp://h:notaport").is_err());
         assert!(parse_uri("amqp://h/%zz").is_err());

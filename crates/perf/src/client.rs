@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use warren_protocol::*;
 
 use crate::args::Endpoint;
+use crate::stream::{ReadHalf, Stream, WriteHalf};
 use crate::PerfError;
 
 /// The largest frame we accept; brokers offer 128 KiB (RabbitMQ) or so.
@@ -22,7 +21,7 @@ pub const CHANNEL: u16 = 1;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     pub rbuf: BytesMut,
     wbuf: BytesMut,
     pub frame_max: u32,
@@ -32,14 +31,7 @@ impl Connection {
     /// Connects, logs in with PLAIN, opens the vhost and channel 1. Heartbeats are turned off
     /// (tune-ok with 0), so the hot loops never have to send any.
     pub async fn open(endpoint: &Endpoint, name: &str) -> Result<Connection, PerfError> {
-        let addr = format!("{}:{}", endpoint.host, endpoint.port);
-        let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-            .await
-            .map_err(|source| PerfError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        stream.set_nodelay(true)?;
+        let stream = Stream::connect(endpoint).await?;
         let mut conn = Connection {
             stream,
             rbuf: BytesMut::with_capacity(READ_BUF),
@@ -48,6 +40,7 @@ impl Connection {
         };
         let handshake = async {
             conn.stream.write_all(PROTOCOL_HEADER).await?;
+            conn.stream.flush().await?;
             let start = match conn.recv_method(0).await? {
                 Method::ConnectionStart(s) => s,
                 other => return Err(unexpected("connection.start", &other)),
@@ -131,6 +124,7 @@ impl Connection {
         self.wbuf.clear();
         encode_method_frame(&mut self.wbuf, channel, method);
         self.stream.write_all(&self.wbuf).await?;
+        self.stream.flush().await?;
         Ok(())
     }
 
@@ -209,18 +203,18 @@ impl Connection {
         .await;
     }
 
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf, BytesMut, u32) {
+    pub fn into_split(self) -> (ReadHalf, WriteHalf, BytesMut, u32) {
         let (r, w) = self.stream.into_split();
         (r, w, self.rbuf, self.frame_max)
     }
 
     pub fn reunite(
-        read: OwnedReadHalf,
-        write: OwnedWriteHalf,
+        read: ReadHalf,
+        write: WriteHalf,
         rbuf: BytesMut,
         frame_max: u32,
     ) -> Option<Connection> {
-        let stream = read.reunite(write).ok()?;
+        let stream = Stream::reunite(read, write)?;
         Some(Connection {
             stream,
             rbuf,

@@ -163,6 +163,7 @@ async fn consume(
         }
         if !wbuf.is_empty() {
             writer.write_all(&wbuf).await?;
+            writer.flush().await?;
             wbuf.clear();
         }
         if delivered > 0 {
@@ -190,6 +191,7 @@ async fn consume(
         a.encode(&mut wbuf);
         if !wbuf.is_empty() {
             writer.write_all(&wbuf).await?;
+            writer.flush().await?;
         }
     }
     if let Some(conn) = Connection::reunite(reader, writer, rbuf, frame_max) {

@@ -26,6 +26,7 @@ mod rate;
 mod run;
 mod scan;
 mod stats;
+mod stream;
 mod topology;
 
 pub use args::{Config, ExchangeType, PerfArgs};

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{oneshot, Notify};
 use warren_protocol::{parse_frame, Frame, Method};
 
@@ -16,6 +15,7 @@ use crate::confirm::ConfirmWindow;
 use crate::publish::PublishTemplate;
 use crate::rate::Pacer;
 use crate::stats::Shared;
+use crate::stream::ReadHalf;
 use crate::{Config, PerfError};
 
 /// Bytes of publishes encoded per write: enough to amortise the syscall, small enough that the
@@ -146,7 +146,11 @@ async fn publish(
         }
         tokio::select! {
             biased;
-            written = writer.write_all(&wbuf) => written?,
+            // TLS keeps records until flushed; on TCP flush is free.
+            written = async {
+                writer.write_all(&wbuf).await?;
+                writer.flush().await
+            } => written?,
             // The broker stopped reading (no flow control, or overloaded) and the run is over.
             _ = &mut stopped => {
                 interrupted = true;
@@ -190,13 +194,13 @@ async fn publish(
 /// Reads what the broker sends a producer: confirms, and errors. Returns the read half when
 /// told to finish, so the connection can be closed properly.
 async fn read_confirms(
-    mut reader: OwnedReadHalf,
+    mut reader: ReadHalf,
     mut rbuf: BytesMut,
     frame_max: u32,
     window: Option<Arc<Window>>,
     shared: &Shared,
     mut finish: oneshot::Receiver<()>,
-) -> Result<(OwnedReadHalf, BytesMut), PerfError> {
+) -> Result<(ReadHalf, BytesMut), PerfError> {
     loop {
         if rbuf.capacity() - rbuf.len() < READ_BUF / 4 {
             rbuf.reserve(READ_BUF);

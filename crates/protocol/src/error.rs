@@ -10,6 +10,4 @@ pub enum DecodeError {
     UnknownMethod { class_id: u16, method_id: u16 },
     #[error("unknown field value type {0:?} in field table")]
     UnknownFieldType(u8),
-    #[error("field tables nested deeper than {0}")]
-    TooDeep(usize),
 }

@@ -20,6 +20,6 @@ pub use frame::{
 };
 pub use generated::*;
 pub use short_str::ShortStr;
-pub use table::{FieldTable, FieldValue};
+pub use table::{FieldTable, FieldValue, MAX_NESTING};
 
 pub use bytes::{Bytes, BytesMut};

@@ -8,8 +8,10 @@ use crate::codec::{
 use crate::{DecodeError, ShortStr};
 
 /// Tables and arrays nest; a hostile peer could nest them deep enough to exhaust the stack of a
-/// recursive decoder. Real clients nest a few levels at most.
-const MAX_NESTING: usize = 64;
+/// recursive decoder (and of the recursive drop, clone and encode of what it built). Real
+/// clients nest a few levels at most; below this depth a table or array is kept encoded
+/// (`FieldValue::Nested`), as RabbitMQ, whose decoder has no depth limit, would deliver it.
+pub const MAX_NESTING: usize = 64;
 
 /// A field value. The type letters are RabbitMQ's (which differ from the 0-9-1 errata in `s`, `u`
 /// and `x`, and which every client follows).
@@ -49,10 +51,18 @@ pub enum FieldValue {
     Void,
     /// `x`
     ByteArray(Bytes),
+    /// A table or array nested deeper than `MAX_NESTING`: its encoding, type letter first,
+    /// checked to be well formed (`skip_nested`) but not decoded, so that it is routed,
+    /// delivered and dead-lettered byte for byte without a structure deep enough to overflow
+    /// a stack.
+    Nested(Bytes),
 }
 
 impl FieldValue {
     fn decode(buf: &mut Bytes, depth: usize) -> Result<FieldValue, DecodeError> {
+        if depth >= MAX_NESTING && matches!(buf.first(), Some(b'A' | b'F')) {
+            return skip_nested(buf);
+        }
         let tag = get_u8(buf)?;
         Ok(match tag {
             b't' => FieldValue::Bool(get_u8(buf)? != 0),
@@ -71,9 +81,6 @@ impl FieldValue {
             }
             b'S' => FieldValue::LongStr(get_longstr(buf)?),
             b'A' => {
-                if depth >= MAX_NESTING {
-                    return Err(DecodeError::TooDeep(MAX_NESTING));
-                }
                 let mut body = get_longstr(buf)?;
                 let mut items = Vec::new();
                 while body.has_remaining() {
@@ -157,6 +164,7 @@ impl FieldValue {
                 out.put_u8(b'x');
                 put_longstr(out, v);
             }
+            FieldValue::Nested(encoded) => out.extend_from_slice(encoded),
         }
     }
 
@@ -212,9 +220,6 @@ impl FieldTable {
     }
 
     pub(crate) fn decode(buf: &mut Bytes, depth: usize) -> Result<FieldTable, DecodeError> {
-        if depth >= MAX_NESTING {
-            return Err(DecodeError::TooDeep(MAX_NESTING));
-        }
         let len = get_u32(buf)? as usize;
         need(buf, len)?;
         let mut body = buf.split_to(len);
@@ -286,6 +291,55 @@ impl FromIterator<(ShortStr, FieldValue)> for FieldTable {
     fn from_iter<I: IntoIterator<Item = (ShortStr, FieldValue)>>(iter: I) -> Self {
         FieldTable(iter.into_iter().collect())
     }
+}
+
+/// Takes one table or array value (type letter first) off the front of `buf` without
+/// decoding it: `FieldValue::Nested`. Every value inside is checked as `FieldValue::decode`
+/// would check it, walking with a stack on the heap, not the call stack, so no depth that fits
+/// in a frame can overflow it.
+fn skip_nested(buf: &mut Bytes) -> Result<FieldValue, DecodeError> {
+    let whole = buf.clone();
+    // The rest of each table or array still open, and whether it is a table (its values have
+    // names).
+    let mut open: Vec<(Bytes, bool)> = Vec::new();
+    let tag = get_u8(buf)?;
+    open.extend(skip_or_open(tag, buf)?);
+    while let Some((mut body, is_table)) = open.pop() {
+        if !body.has_remaining() {
+            continue;
+        }
+        if is_table {
+            get_shortstr(&mut body)?;
+        }
+        let tag = get_u8(&mut body)?;
+        let inner = skip_or_open(tag, &mut body)?;
+        open.push((body, is_table));
+        open.extend(inner);
+    }
+    let used = whole.len() - buf.len();
+    Ok(FieldValue::Nested(whole.slice(..used)))
+}
+
+/// Skips a scalar value of type `tag`, or takes the body of a table or array (returned, with
+/// whether it is a table) for `skip_nested` to walk.
+fn skip_or_open(tag: u8, buf: &mut Bytes) -> Result<Option<(Bytes, bool)>, DecodeError> {
+    let size = match tag {
+        b'V' => 0,
+        b't' | b'b' | b'B' => 1,
+        b's' | b'u' => 2,
+        b'I' | b'i' | b'f' => 4,
+        b'D' => 5,
+        b'l' | b'd' | b'T' => 8,
+        b'S' | b'x' => {
+            get_longstr(buf)?;
+            return Ok(None);
+        }
+        b'A' | b'F' => return Ok(Some((get_longstr(buf)?, tag == b'F'))),
+        other => return Err(DecodeError::UnknownFieldType(other)),
+    };
+    need(buf, size)?;
+    buf.advance(size);
+    Ok(None)
 }
 
 /// Writes a u32 length, then whatever `body` writes, then patches the length in.
@@ -395,25 +449,70 @@ mod tests {
         );
     }
 
-    #[test]
-    fn deep_nesting_is_refused_not_a_stack_overflow() {
-        // Build F{a:F{a:F{...}}} 1000 levels deep by hand.
-        let mut payload = BytesMut::new();
-        for _ in 0..1000 {
-            let mut outer = BytesMut::new();
-            let mut body = BytesMut::new();
-            body.put_u8(1);
-            body.put_u8(b'a');
-            body.put_u8(b'F');
-            body.extend_from_slice(&payload);
-            outer.put_u32(body.len() as u32);
-            outer.extend_from_slice(&body);
-            payload = outer;
+    /// A table whose entry `a` holds `depth` levels of tables (`F{a:F{a:...F{}}}`) or of
+    /// arrays (`A[A[...A[]]]`), encoded by hand, front to back (each level's length is known:
+    /// building it inside out would copy the whole thing once per level).
+    fn nested(depth: usize, tag: u8) -> Bytes {
+        let name: &[u8] = if tag == b'F' { &[1, b'a'] } else { &[] };
+        // A level is its type letter and length, then (in a table) the inner entry's name.
+        let level = 5 + name.len();
+        let mut out = BytesMut::new();
+        out.put_u32((2 + level * depth - name.len()) as u32);
+        out.put_slice(&[1, b'a']);
+        for inside in (0..depth).rev() {
+            out.put_u8(tag);
+            let body = if inside == 0 { 0 } else { level * inside };
+            out.put_u32(body as u32);
+            if inside > 0 {
+                out.put_slice(name);
+            }
         }
-        let mut bytes = payload.freeze();
+        out.freeze()
+    }
+
+    #[test]
+    fn deep_nesting_is_kept_encoded_not_a_stack_overflow() {
+        for tag in [b'F', b'A'] {
+            // Far deeper than a recursive decoder (or drop) could take on a small stack.
+            let encoded = nested(100_000, tag);
+            let mut bytes = encoded.clone();
+            let table = FieldTable::decode(&mut bytes, 0).unwrap();
+            assert!(bytes.is_empty());
+            let mut out = BytesMut::new();
+            table.encode(&mut out);
+            assert_eq!(out.freeze(), encoded, "re-encoded byte for byte");
+        }
+        // Up to the limit everything is decoded; below it, kept as is.
+        let mut value = &FieldValue::Table(FieldTable::decode(&mut nested(70, b'F'), 0).unwrap());
+        let mut levels = 0;
+        while let FieldValue::Table(t) = value {
+            value = t.get("a").unwrap();
+            levels += 1;
+        }
         assert_eq!(
-            FieldTable::decode(&mut bytes, 0),
-            Err(DecodeError::TooDeep(MAX_NESTING))
+            levels,
+            1 + MAX_NESTING,
+            "the top-level table and MAX_NESTING below it"
+        );
+        assert!(matches!(value, FieldValue::Nested(b) if b[0] == b'F'));
+    }
+
+    #[test]
+    fn deep_nesting_is_still_checked() {
+        // A bad type letter, and a length that lies, 200 levels down.
+        let mut bad = BytesMut::from(&nested(200, b'A')[..]);
+        let innermost = bad.len() - 5;
+        bad[innermost] = b'Z';
+        assert_eq!(
+            FieldTable::decode(&mut bad.freeze(), 0),
+            Err(DecodeError::UnknownFieldType(b'Z'))
+        );
+        let mut lying = BytesMut::from(&nested(200, b'F')[..]);
+        let last = lying.len() - 4;
+        lying[last..].copy_from_slice(&9u32.to_be_bytes());
+        assert_eq!(
+            FieldTable::decode(&mut lying.freeze(), 0),
+            Err(DecodeError::Truncated)
         );
     }
 }

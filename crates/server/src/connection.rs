@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -26,13 +25,23 @@ use warren_protocol::*;
 
 use crate::access::AccessCheck;
 use crate::channel::{Channel, Ctx, WrittenDeliveries};
+use crate::tls::{TlsServer, TlsSession};
 use crate::writer::Writer;
 use crate::ServerConfig;
 
+/// A connection's clock: heartbeats, timeouts and upkeep are checked once per tick.
+const TICK: Duration = Duration::from_secs(1);
 /// How long to wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Read buffer growth step: large enough that a busy publisher is read in few syscalls.
+/// Read buffer growth step of a busy connection: large enough that a publisher is read in few
+/// syscalls.
 const READ_CHUNK: usize = 64 * 1024;
+/// The read buffer of a quiet connection: room for the handshake, heartbeats and small
+/// methods. Thousands of idle connections must not hold 64 KiB each (RSS per idle connection
+/// is a figure users compare); a read that fills it moves the connection to `READ_CHUNK`.
+const READ_QUIET: usize = 2 * 1024;
+/// Output buffers larger than this are given back when a connection falls quiet.
+const WRITE_QUIET: usize = 4 * 1024;
 /// Deliveries taken from the outbox per turn before output is written, so one busy queue
 /// cannot delay the connection's reads indefinitely.
 const DELIVERIES_PER_TURN: usize = 1024;
@@ -85,6 +94,9 @@ struct Connection {
     config: Arc<ServerConfig>,
     phase: Phase,
     read_buf: BytesMut,
+    /// How much room a read is given: `READ_QUIET` until a read fills it, then `READ_CHUNK`
+    /// until the connection has been quiet for a tick (`shed_buffers`).
+    read_chunk: usize,
     out: Writer,
     /// Inbound frame size limit (ours before tune-ok, the negotiated one after).
     frame_max: u32,
@@ -93,12 +105,17 @@ struct Connection {
     /// Seconds of the connection's life, counted by its ticker (the consumer timeout's clock).
     ticks: u64,
     capabilities: ClientCapabilities,
+    /// The TLS session, on the AMQPS listener.
+    tls: Option<TlsSession>,
     user: Option<User>,
     vhost: Option<Arc<VHost>>,
     access: Option<AccessCheck>,
     channels: foldhash::HashMap<u16, Channel>,
-    outbox_tx: mpsc::UnboundedSender<Outbound>,
-    outbox_rx: mpsc::UnboundedReceiver<Outbound>,
+    /// Where queues send this connection's deliveries; made at the first channel.open, since
+    /// a channel holds its first block of slots (a few KiB) from the start and an idle
+    /// connection needs none.
+    outbox_tx: Option<mpsc::UnboundedSender<Outbound>>,
+    outbox_rx: Option<mpsc::UnboundedReceiver<Outbound>>,
     /// Group-commit announcements; None when the broker keeps nothing on disk.
     durable_rx: Option<watch::Receiver<u64>>,
     /// Deliveries written this turn: their queues open the consumers' windows again.
@@ -115,6 +132,7 @@ struct Connection {
 pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
+    tls: Option<Arc<TlsServer>>,
     broker: Arc<Broker>,
     config: Arc<ServerConfig>,
     shutdown: watch::Receiver<bool>,
@@ -123,7 +141,8 @@ pub async fn run(
     let span = info_span!("conn", id = id.0, %peer);
     async move {
         debug!("accepted");
-        let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+        // The TLS handshake counts against the AMQP handshake's time, as in RabbitMQ.
+        let handshake_deadline = Instant::now() + config.handshake_timeout;
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         let mut conn = Connection {
@@ -142,15 +161,17 @@ pub async fn run(
             broker,
             config,
             phase: Phase::AwaitStartOk,
-            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            read_buf: BytesMut::with_capacity(READ_QUIET),
+            read_chunk: READ_QUIET,
             out: Writer::new(FRAME_MIN_SIZE),
             capabilities: ClientCapabilities::default(),
+            tls: None,
             user: None,
             vhost: None,
             access: None,
             channels: foldhash::HashMap::default(),
-            outbox_tx,
-            outbox_rx,
+            outbox_tx: None,
+            outbox_rx: None,
             durable_rx: None,
             written: WrittenDeliveries::default(),
             published: false,
@@ -159,7 +180,20 @@ pub async fn run(
             last_sent: now,
             closing_since: None,
         };
-        let result = conn.serve(stream, shutdown).await;
+        let result = match tls {
+            None => conn.serve(stream, handshake_deadline, shutdown).await,
+            Some(tls) => {
+                match tokio::time::timeout_at(handshake_deadline, tls.accept(stream)).await {
+                    Err(_) => Err("TLS handshake timeout".into()),
+                    Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+                    Ok(Ok((stream, session))) => {
+                        debug!(%session, "TLS handshake done");
+                        conn.tls = Some(session);
+                        conn.serve(stream, handshake_deadline, shutdown).await
+                    }
+                }
+            }
+        };
         // Dropping the connection releases what it holds (see `Drop`).
         drop(conn);
         match result {
@@ -172,18 +206,19 @@ pub async fn run(
 }
 
 impl Connection {
-    async fn serve(
+    /// The connection's life on its (plain or TLS) stream. Reads and writes never overlap:
+    /// output is written at the top of each turn, and a select's handler runs only after its
+    /// futures are dropped, so one stream serves both without splitting it.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        stream: TcpStream,
+        mut stream: S,
+        handshake_deadline: Instant,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), String> {
-        let (mut reader, mut writer) = stream.into_split();
-        let handshake_deadline = Instant::now() + self.config.handshake_timeout;
-
         // Protocol header.
         let header_result = tokio::time::timeout_at(handshake_deadline, async {
             while self.read_buf.len() < PROTOCOL_HEADER.len() {
-                if reader.read_buf(&mut self.read_buf).await? == 0 {
+                if stream.read_buf(&mut self.read_buf).await? == 0 {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "closed before protocol header",
@@ -200,28 +235,32 @@ impl Connection {
         }
         if &self.read_buf[..8] != PROTOCOL_HEADER {
             // The spec's answer to a header we do not speak: ours, then close.
-            let _ = writer.write_all(PROTOCOL_HEADER).await;
+            let _ = stream.write_all(PROTOCOL_HEADER).await;
+            let _ = stream.flush().await;
             return Err(format!("bad protocol header {:?}", &self.read_buf[..8]));
         }
         self.read_buf.advance(8);
+        let external = self.external_login().is_some();
         self.out
-            .method(0, &Method::ConnectionStart(connection_start()));
+            .method(0, &Method::ConnectionStart(connection_start(external)));
 
         self.durable_rx = self.broker.durability();
         let mut alarms = self.broker.alarms.subscribe();
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             if self.phase != Phase::Closing {
                 if let Err(stop) = self.flush_confirms() {
-                    self.stop(stop, &mut writer).await?;
+                    self.stop(stop, &mut stream).await?;
                 }
             }
             if !self.out.is_empty() {
-                writer
+                stream
                     .write_all(&self.out.buf)
                     .await
                     .map_err(|e| e.to_string())?;
+                // TLS buffers records until flushed; on TCP this is free.
+                stream.flush().await.map_err(|e| e.to_string())?;
                 ConnectionStats::add(&self.stats.send_oct, self.out.buf.len() as u64);
                 ConnectionStats::add(&self.stats.send_cnt, 1);
                 self.out.buf.clear();
@@ -229,11 +268,14 @@ impl Connection {
                 self.report_written();
             }
             if self.phase == Phase::Done {
+                // TLS: close_notify, so the client knows close-ok was the last word.
+                let _ = stream.shutdown().await;
                 return Ok(());
             }
-            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-                self.read_buf.reserve(READ_CHUNK);
+            if self.read_buf.capacity() - self.read_buf.len() < self.read_chunk / 4 {
+                self.read_buf.reserve(self.read_chunk);
             }
+            let room = self.read_buf.capacity() - self.read_buf.len();
             let receiving = matches!(self.phase, Phase::Open | Phase::Closing);
             let awaiting_disk = self.channels.values().any(Channel::awaits_durability);
             if self.update_blocked(*alarms.borrow_and_update()) {
@@ -241,40 +283,43 @@ impl Connection {
             }
             let reading = !self.blocked;
             tokio::select! {
-                read = reader.read_buf(&mut self.read_buf), if reading => {
+                read = stream.read_buf(&mut self.read_buf), if reading => {
                     match read {
                         Ok(0) => return Err("client closed the socket".into()),
                         Ok(n) => {
+                            if n == room {
+                                self.read_chunk = READ_CHUNK;
+                            }
                             ConnectionStats::add(&self.stats.recv_oct, n as u64);
                             ConnectionStats::add(&self.stats.recv_cnt, 1);
                             self.last_received = Instant::now();
                             if let Err(stop) = self.process_frames() {
-                                self.stop(stop, &mut writer).await?;
+                                self.stop(stop, &mut stream).await?;
                             }
                         }
                         Err(e) => return Err(e.to_string()),
                     }
                 }
-                Some(event) = self.outbox_rx.recv(), if receiving => {
+                Some(event) = recv_outbound(&mut self.outbox_rx), if receiving => {
                     self.on_outbound(event);
                     for _ in 1..DELIVERIES_PER_TURN {
                         if self.out.wants_flush() {
                             break;
                         }
-                        match self.outbox_rx.try_recv() {
-                            Ok(event) => self.on_outbound(event),
-                            Err(_) => break,
+                        match self.outbox_rx.as_mut().map(|rx| rx.try_recv()) {
+                            Some(Ok(event)) => self.on_outbound(event),
+                            _ => break,
                         }
                     }
                 }
                 Some(control) = self.control_rx.recv() => {
                     if let Err(stop) = self.on_control(control) {
-                        self.stop(stop, &mut writer).await?;
+                        self.stop(stop, &mut stream).await?;
                     }
                 }
                 _ = ticker.tick() => {
                     if let Err(stop) = self.on_tick(handshake_deadline) {
-                        self.stop(stop, &mut writer).await?;
+                        self.stop(stop, &mut stream).await?;
                     }
                 }
                 _ = wait_durable(&mut self.durable_rx), if awaiting_disk => {}
@@ -282,11 +327,21 @@ impl Connection {
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() && self.phase != Phase::Closing {
                         let e = AmqpError::new(ReplyCode::ConnectionForced, "broker forced connection closure with reason 'shutdown'");
-                        self.stop(Stop::Close(e, 0, 0), &mut writer).await?;
+                        self.stop(Stop::Close(e, 0, 0), &mut stream).await?;
                     }
                 }
             }
         }
+    }
+
+    /// Gives back the large read and write buffers of a connection that went quiet: a burst of
+    /// traffic should not cost its memory for the rest of a long idle life.
+    fn shed_buffers(&mut self) {
+        if self.read_buf.is_empty() && self.read_buf.capacity() > READ_QUIET {
+            self.read_buf = BytesMut::with_capacity(READ_QUIET);
+        }
+        self.read_chunk = READ_QUIET;
+        self.out.shrink_to(WRITE_QUIET);
     }
 
     /// Blocks a publishing connection while a resource alarm is on (it is then not read, which
@@ -316,11 +371,16 @@ impl Connection {
     }
 
     /// Turns a stop into connection.close (then waits for close-ok) or an immediate end.
-    async fn stop(&mut self, stop: Stop, writer: &mut OwnedWriteHalf) -> Result<(), String> {
+    async fn stop<W: AsyncWrite + Unpin>(
+        &mut self,
+        stop: Stop,
+        writer: &mut W,
+    ) -> Result<(), String> {
         match stop {
             Stop::Abort(reason) => {
                 if !self.out.is_empty() {
                     let _ = writer.write_all(&self.out.buf).await;
+                    let _ = writer.flush().await;
                 }
                 Err(reason)
             }
@@ -378,6 +438,9 @@ impl Connection {
     fn on_tick(&mut self, handshake_deadline: Instant) -> Result<(), Stop> {
         let now = Instant::now();
         self.ticks += 1;
+        if now - self.last_received >= TICK && now - self.last_sent >= TICK {
+            self.shed_buffers();
+        }
         self.check_consumer_timeouts()?;
         match self.phase {
             Phase::AwaitStartOk | Phase::AwaitTuneOk | Phase::AwaitOpen
@@ -565,24 +628,42 @@ impl Connection {
             properties: m.client_properties,
             auth_mechanism: mechanism.clone(),
         };
-        let credentials = match mechanism.as_str() {
-            "PLAIN" => parse_plain(&m.response),
-            "AMQPLAIN" => parse_amqplain(&m.response),
-            _ => None,
-        };
         let refused = || {
             AmqpError::access_refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
             ))
         };
-        let Some((username, password)) = credentials else {
-            warn!(mechanism = %mechanism, "login refused: unsupported mechanism or malformed response");
-            return Err(self.auth_failure(refused()));
+        let user = if mechanism == "EXTERNAL" {
+            // The certificate vouches for the user; there is no password to check. Offered
+            // only when a verified certificate names someone (`external_login`).
+            let Some(username) = self.external_login() else {
+                warn!(
+                    "login refused: EXTERNAL without a verified client certificate naming a user"
+                );
+                return Err(self.auth_failure(refused()));
+            };
+            let Some(user) = self.broker.access.user(username) else {
+                warn!(user = %username, "login refused: EXTERNAL for a user that does not exist");
+                return Err(self.auth_failure(refused()));
+            };
+            user
+        } else {
+            let credentials = match mechanism.as_str() {
+                "PLAIN" => parse_plain(&m.response),
+                "AMQPLAIN" => parse_amqplain(&m.response),
+                _ => None,
+            };
+            let Some((username, password)) = credentials else {
+                warn!(mechanism = %mechanism, "login refused: unsupported mechanism or malformed response");
+                return Err(self.auth_failure(refused()));
+            };
+            let Some(user) = self.broker.access.authenticate(&username, &password) else {
+                warn!(user = %username, "login refused: invalid credentials");
+                return Err(self.auth_failure(refused()));
+            };
+            user
         };
-        let Some(user) = self.broker.access.authenticate(&username, &password) else {
-            warn!(user = %username, "login refused: invalid credentials");
-            return Err(self.auth_failure(refused()));
-        };
+        let username = user.name.clone();
         let loopback = self.peer.ip().to_canonical().is_loopback();
         if !loopback && self.broker.config.loopback_users.contains(&user.name) {
             warn!(user = %username, "login refused: user may only connect via localhost");
@@ -599,6 +680,11 @@ impl Connection {
         );
         self.phase = Phase::AwaitTuneOk;
         Ok(())
+    }
+
+    /// The user a verified client certificate names, for the EXTERNAL mechanism.
+    fn external_login(&self) -> Option<&str> {
+        self.tls.as_ref()?.login.as_deref()
     }
 
     /// Clients that announce authentication_failure_close get a connection.close with 403;
@@ -660,6 +746,7 @@ impl Connection {
                     frame_max: self.frame_max,
                     channel_max: self.channel_max,
                     heartbeat: self.heartbeat,
+                    tls: self.tls.as_ref().map(|t| t.details.clone()),
                     stats: self.stats.clone(),
                     control: self.control_tx.clone(),
                 }));
@@ -776,15 +863,23 @@ impl Connection {
     }
 
     fn open_channel(&mut self, id: u16) -> Result<(), Stop> {
-        if id == 0 || id > self.channel_max {
+        if id == 0 {
+            let e = AmqpError::new(ReplyCode::ChannelError, "channel.open on channel 0");
+            return Err(Stop::Close(e, 20, 10));
+        }
+        // RabbitMQ (rabbit_reader:create_channel) counts open channels rather than checking
+        // the number, and refuses with no method named: the same here, so the same clients
+        // work, and a connection still holds at most channel_max channels.
+        if self.channels.len() >= usize::from(self.channel_max) {
             let e = AmqpError::new(
-                ReplyCode::ChannelError,
+                ReplyCode::NotAllowed,
                 format!(
-                    "channel id {id} is outside 1..={} (the negotiated channel_max)",
+                    "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                    self.channels.len(),
                     self.channel_max
                 ),
             );
-            return Err(Stop::Close(e, 20, 10));
+            return Err(Stop::Close(e, 0, 0));
         }
         if self.channels.contains_key(&id) {
             let e = AmqpError::new(ReplyCode::ChannelError, "second 'channel.open' seen");
@@ -795,7 +890,12 @@ impl Connection {
                 return Err(Stop::Close(e, 20, 10));
             }
         }
-        let outbox = ChannelOutbox::new(self.id, id, self.outbox_tx.clone());
+        let sender = self.outbox_tx.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.outbox_rx = Some(rx);
+            tx
+        });
+        let outbox = ChannelOutbox::new(self.id, id, sender.clone());
         self.channels
             .insert(id, Channel::new(id, outbox, self.stats.clone()));
         if let Some(info) = &self.info {
@@ -914,15 +1014,25 @@ impl Connection {
         if self.info.take().is_some() {
             self.broker.connections.unregister(self.id);
         }
-        self.outbox_rx.close();
-        while let Ok(event) = self.outbox_rx.try_recv() {
-            if let Outbound::Deliver(d) = event {
-                return_unsent(d);
+        if let Some(outbox) = self.outbox_rx.as_mut() {
+            outbox.close();
+            while let Ok(event) = outbox.try_recv() {
+                if let Outbound::Deliver(d) = event {
+                    return_unsent(d);
+                }
             }
         }
         if let Some(vhost) = &self.vhost {
             vhost.delete_exclusive_queues(self.id);
         }
+    }
+}
+
+/// The next delivery for the connection, or never while it has no outbox (no channel yet).
+async fn recv_outbound(outbox: &mut Option<mpsc::UnboundedReceiver<Outbound>>) -> Option<Outbound> {
+    match outbox {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -1009,7 +1119,8 @@ fn parse_amqplain(response: &Bytes) -> Option<(String, String)> {
     Some((text("LOGIN")?, text("PASSWORD")?))
 }
 
-fn connection_start() -> ConnectionStart {
+/// `external`: offer EXTERNAL too (a TLS client presented a certificate that names a user).
+fn connection_start(external: bool) -> ConnectionStart {
     let mut capabilities = FieldTable::new();
     for cap in [
         "publisher_confirms",
@@ -1042,7 +1153,11 @@ fn connection_start() -> ConnectionStart {
         version_major: 0,
         version_minor: 9,
         server_properties: props,
-        mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+        mechanisms: Bytes::from_static(if external {
+            b"PLAIN AMQPLAIN EXTERNAL"
+        } else {
+            b"PLAIN AMQPLAIN"
+        }),
         locales: Bytes::from_static(b"en_US"),
     }
 }

@@ -6,16 +6,20 @@ mod access;
 mod channel;
 mod connection;
 mod content;
+pub mod tls;
 mod unacked;
 mod writer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use warren_broker::Broker;
+
+use crate::tls::TlsServer;
 
 /// Limits offered to clients in connection.tune, and the handshake's patience.
 #[derive(Clone, Debug)]
@@ -27,10 +31,10 @@ pub struct ServerConfig {
     /// Offered maximum channel number (RabbitMQ: 2047).
     pub channel_max: u16,
     /// Time allowed from TCP accept to connection.open (RabbitMQ: 10 s).
-    pub handshake_timeout: std::time::Duration,
+    pub handshake_timeout: Duration,
     /// A delivery left unacknowledged this long closes its channel with 406 (RabbitMQ's
     /// `consumer_timeout`: 30 minutes). None: no limit.
-    pub consumer_timeout: Option<std::time::Duration>,
+    pub consumer_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -39,37 +43,88 @@ impl Default for ServerConfig {
             heartbeat: 60,
             frame_max: 131_072,
             channel_max: 2047,
-            handshake_timeout: std::time::Duration::from_secs(10),
-            consumer_timeout: Some(std::time::Duration::from_secs(30 * 60)),
+            handshake_timeout: Duration::from_secs(10),
+            consumer_timeout: Some(Duration::from_secs(30 * 60)),
         }
     }
 }
 
-/// Accepts AMQP connections until `shutdown` turns true; then asks every connection to close.
-/// The broker's timers (TTLs and whatever else is time-driven) run for as long as it serves.
+/// A bound AMQP port: plain, or AMQPS when it has a TLS server.
+pub struct AmqpListener {
+    pub tcp: TcpListener,
+    pub tls: Option<Arc<TlsServer>>,
+}
+
+impl AmqpListener {
+    pub fn plain(tcp: TcpListener) -> Vec<AmqpListener> {
+        vec![AmqpListener { tcp, tls: None }]
+    }
+}
+
+/// Accepts AMQP connections on every listener until `shutdown` turns true; then asks every
+/// connection to close. The broker's timers (TTLs and whatever else is time-driven) run for
+/// as long as it serves.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<AmqpListener>,
     broker: Arc<Broker>,
     config: ServerConfig,
     shutdown: watch::Receiver<bool>,
 ) {
     let timers = tokio::spawn(broker.timers.clone().run());
     let config = Arc::new(config);
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            tokio::spawn(accept_loop(
+                listener,
+                broker.clone(),
+                config.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    for task in accepting {
+        let _ = task.await;
+    }
+    timers.abort();
+    info!("AMQP listener stopped");
+}
+
+/// The longest pause between accept attempts while they fail.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+async fn accept_loop(
+    listener: AmqpListener,
+    broker: Arc<Broker>,
+    config: Arc<ServerConfig>,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut stop = shutdown.clone();
+    let mut backoff = Duration::ZERO;
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.tcp.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    backoff = Duration::ZERO;
                     let _ = stream.set_nodelay(true);
-                    let broker = broker.clone();
-                    let config = config.clone();
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(connection::run(stream, peer, broker, config, shutdown));
+                    tokio::spawn(connection::run(
+                        stream,
+                        peer,
+                        listener.tls.clone(),
+                        broker.clone(),
+                        config.clone(),
+                        shutdown.clone(),
+                    ));
                 }
                 Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    // EMFILE/ENFILE (out of file descriptors) and the like: the pending
+                    // connection stays in the backlog, so retrying at once would spin. Back
+                    // off, doubling up to a second, and say so once per episode.
+                    if backoff.is_zero() {
+                        warn!(error = %e, "cannot accept connections; backing off until it passes");
+                    }
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
+                    tokio::time::sleep(backoff).await;
                 }
             },
             _ = stop.changed() => {
@@ -79,8 +134,6 @@ pub async fn serve(
             }
         }
     }
-    timers.abort();
-    info!("AMQP listener stopped");
 }
 
 /// Binds a listening socket on `addr` (port 0 picks a free one, as tests do).

@@ -21,9 +21,18 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(frame_max: u32) -> Self {
+        // No buffer until there is output: an idle connection holds none, a busy one grows
+        // it to its turns' size once and keeps it while it stays busy.
         Writer {
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::new(),
             frame_max,
+        }
+    }
+
+    /// Drops the buffer if it is empty and larger than `max` (a quiet connection's).
+    pub fn shrink_to(&mut self, max: usize) {
+        if self.buf.is_empty() && self.buf.capacity() > max {
+            self.buf = BytesMut::new();
         }
     }
 

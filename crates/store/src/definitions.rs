@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
+use crate::fault;
 use crate::format::{self, FileKind, Version, FILE_HEADER};
 use crate::record::{read_record, write_record, ReadOutcome};
 
@@ -58,6 +59,7 @@ fn compact(path: &Path, entries: &Entries) -> io::Result<()> {
         out.flush()?;
         out.get_ref().sync_all()?;
     }
+    fault::point(fault::DEFINITIONS_COMPACT)?;
     fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
@@ -215,9 +217,8 @@ impl DefinitionsLog {
     fn append(&mut self, body: &[u8]) -> io::Result<()> {
         let mut buf = Vec::with_capacity(body.len() + 8);
         write_record(&mut buf, &[body])?;
-        let written = self
-            .file
-            .write_all(&buf)
+        let written = fault::point(fault::DEFINITIONS_WRITE)
+            .and_then(|()| self.file.write_all(&buf))
             .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
+use crate::fault;
 use crate::format::{self, FileKind, Version, FILE_HEADER};
 use crate::ranges::RangeSet;
 use crate::record::{read_record, write_record, ReadOutcome};
@@ -135,7 +136,7 @@ impl Journal {
 
     pub fn flush(&mut self) -> io::Result<()> {
         match self.file.as_mut() {
-            Some(file) => file.flush(),
+            Some(file) => fault::point(fault::JOURNAL_WRITE).and_then(|()| file.flush()),
             None => Ok(()),
         }
     }

@@ -7,10 +7,12 @@
 //!   migrated when opened (`v1.rs`).
 //! - [`DefinitionsLog`]: an append-only key-value log of definitions, compacted on open.
 //! - [`ReservedSpace`]: room kept back so that a full disk can be drained.
+//! - [`fault`]: named places where tests make the disk fail.
 //! - [`Syncer`]: group commit. One thread flushes and fsyncs every dirty log, then announces the
 //!   epoch that is now durable; publisher confirms wait for it.
 
 mod definitions;
+pub mod fault;
 mod format;
 mod journal;
 mod queue_log;

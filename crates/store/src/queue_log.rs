@@ -21,6 +21,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
+use crate::fault;
 use crate::format::{self, get_varint, put_varint, FileKind, Version, FILE_HEADER};
 use crate::journal::{Journal, Replayed};
 use crate::ranges::RangeSet;
@@ -196,6 +197,9 @@ impl Flush for FlushHandle {
 /// are all dead in the journal).
 fn remove_segments(dir: &Path, firsts: &[u64]) {
     for &first in firsts {
+        if fault::point(fault::SEGMENT_REMOVE).is_err() {
+            continue;
+        }
         let _ = fs::remove_file(seg_path(dir, first));
         let _ = fs::remove_file(idx_path(dir, first));
     }
@@ -829,6 +833,7 @@ impl Inner {
 
     fn flush_buffers(&mut self) -> io::Result<()> {
         if let Some(w) = self.writer.as_mut() {
+            fault::point(fault::SEGMENT_WRITE)?;
             w.flush()?;
         }
         self.write_delivered()?;

@@ -16,6 +16,8 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 use tracing::error;
 
+use crate::fault;
+
 /// Something the syncer flushes: returns the files to fsync, or the error that kept its
 /// buffered writes from reaching them (which fails the round, as a failed fsync does).
 pub trait Flush: Send + Sync {
@@ -139,7 +141,7 @@ impl Syncer {
                 }
             }
             for f in &files {
-                if let Err(e) = f.sync_data() {
+                if let Err(e) = fault::point(fault::FSYNC).and_then(|()| f.sync_data()) {
                     // After a failed fsync the kernel may have dropped the dirty pages: what
                     // this round flushed is not on disk. Its publishes are nacked, not
                     // confirmed; later rounds that succeed are durable again.

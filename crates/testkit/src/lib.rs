@@ -45,7 +45,7 @@ pub fn start(
             .expect("bind AMQP");
         let amqp_addr = amqp.local_addr().unwrap();
         tokio::spawn(warren_server::serve(
-            amqp,
+            warren_server::AmqpListener::plain(amqp),
             broker.clone(),
             server,
             stop_rx.clone(),

@@ -13,6 +13,7 @@ use warren_broker::Broker;
 use warren_http::{AppState, HttpConfig, Listener};
 
 use crate::serve::ServeArgs;
+use crate::tls::{HttpsListener, TlsServers};
 
 /// How long shutdown waits for HTTP requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -28,35 +29,31 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ExitCode> {
     })
 }
 
-/// Binds the management API (and metrics, unless its port is 0) and serves them until
-/// `stop` turns true.
+/// Binds the management API on HTTP and HTTPS (each unless off), and metrics (unless its
+/// port is 0), and serves them until `stop` turns true.
 pub async fn start(
     args: &ServeArgs,
+    tls: Option<&TlsServers>,
     broker: Arc<Broker>,
     stop: &watch::Receiver<bool>,
 ) -> Result<HttpServers, ExitCode> {
-    let http_addr = SocketAddr::new(args.bind, args.http_port);
-    let http = bind(http_addr, "HTTP").await?;
-    let mut listeners = vec![
-        Listener {
-            protocol: "amqp",
-            addr: SocketAddr::new(args.bind, args.amqp_port),
-        },
-        Listener {
-            protocol: "http",
-            addr: http_addr,
-        },
-    ];
-    let metrics = if args.prometheus_port == 0 {
-        None
-    } else {
-        let addr = SocketAddr::new(args.bind, args.prometheus_port);
+    let at = |port: u16| SocketAddr::new(args.bind, port);
+    let mut listeners = Vec::new();
+    let mut add = |protocol: &'static str, port: Option<u16>| {
+        let port = port.filter(|p| *p != 0)?;
         listeners.push(Listener {
-            protocol: "http/prometheus",
-            addr,
+            protocol,
+            addr: at(port),
         });
-        Some(bind(addr, "Prometheus metrics").await?)
+        Some(at(port))
     };
+    add("amqp", Some(args.amqp_port));
+    add("amqp/ssl", args.tls.amqps_port());
+    let http = add("http", Some(args.http_port));
+    let https = add("https", args.tls.https_port());
+    let metrics = add("http/prometheus", Some(args.prometheus_port));
+    let metrics_tls = add("https/prometheus", args.tls.prometheus_tls_port);
+
     let state = AppState::new(
         broker,
         HttpConfig {
@@ -66,22 +63,64 @@ pub async fn start(
             ..HttpConfig::default()
         },
     );
+    // The rate sampler runs once, with the first management listener.
+    state.spawn_sampler(stop.clone());
     let mut tasks = Vec::new();
-    let (s, st) = (stop.clone(), state.clone());
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = warren_http::serve(http, st, s).await {
-            error!(error = %e, "management HTTP API failed");
-        }
-    }));
-    if let Some(listener) = metrics {
-        let s = stop.clone();
+    let mut spawn = |what: &'static str, task: ServeTask| {
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = warren_http::serve_metrics(listener, state, s).await {
-                error!(error = %e, "Prometheus endpoint failed");
+            if let Err(e) = task.await {
+                error!(error = %e, "{what} failed");
             }
         }));
+    };
+    if let Some(addr) = http {
+        let tcp = bind(addr, "HTTP").await?;
+        spawn(
+            "management HTTP API",
+            Box::pin(warren_http::serve_another(tcp, state.clone(), stop.clone())),
+        );
+    }
+    if let Some(addr) = metrics {
+        let tcp = bind(addr, "Prometheus metrics").await?;
+        spawn(
+            "Prometheus endpoint",
+            Box::pin(warren_http::serve_metrics(tcp, state.clone(), stop.clone())),
+        );
+    }
+    if let Some(tls) = tls {
+        if let Some(addr) = https {
+            let tcp = https_listener(addr, tls, "HTTPS").await?;
+            spawn(
+                "management HTTPS API",
+                Box::pin(warren_http::serve_another(tcp, state.clone(), stop.clone())),
+            );
+        }
+        if let Some(addr) = metrics_tls {
+            let tcp = https_listener(addr, tls, "Prometheus metrics over HTTPS").await?;
+            spawn(
+                "Prometheus HTTPS endpoint",
+                Box::pin(warren_http::serve_metrics(tcp, state.clone(), stop.clone())),
+            );
+        }
+    } else if args.tls.prometheus_tls_port.is_some() {
+        error!("--prometheus-tls-port needs --tls-cert-file and --tls-key-file");
+        return Err(ExitCode::FAILURE);
     }
     Ok(HttpServers { tasks })
+}
+
+type ServeTask = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
+
+async fn https_listener(
+    addr: SocketAddr,
+    tls: &TlsServers,
+    what: &str,
+) -> Result<HttpsListener, ExitCode> {
+    let tcp = bind(addr, what).await?;
+    HttpsListener::new(tcp, tls.http.clone()).map_err(|e| {
+        error!(%addr, error = %e, "cannot listen for {what}");
+        ExitCode::FAILURE
+    })
 }
 
 impl HttpServers {

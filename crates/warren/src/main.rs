@@ -6,6 +6,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod http;
 mod monitor;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker (the default).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Generate load against a broker and report rates and latencies.
     Perf(Box<warren_perf::PerfArgs>),
     /// Administer a running broker: rabbitmqctl's verbs over the management API.
@@ -37,7 +38,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => serve::run(cli.serve),
-        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Serve(args)) => serve::run(*args),
         Some(Command::Perf(args)) => warren_perf::main(*args),
         Some(Command::Ctl(args)) => warren_cli::main(*args),
     }

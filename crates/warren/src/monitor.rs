@@ -23,6 +23,32 @@ pub struct Limits {
     pub data_dir: PathBuf,
 }
 
+/// Raises the soft limit on open files to the hard one (each connection is a descriptor; the
+/// usual soft default of 1024 would cap a broker at about a thousand clients, as Erlang's
+/// default would RabbitMQ without its `ulimit -n` advice). Returns the limit now in force.
+pub fn raise_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
 /// Bytes of RAM on the machine (MemTotal), if it can be read.
 pub fn total_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;

@@ -8,14 +8,16 @@ use clap::Args;
 use tokio::sync::watch;
 use tracing::{error, info};
 use warren_broker::{Broker, BrokerConfig};
-use warren_server::ServerConfig;
+use warren_server::{AmqpListener, ServerConfig};
+
+use crate::tls::TlsArgs;
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
-    /// AMQP listener port.
+    /// AMQP listener port (0 turns plain AMQP off, e.g. to serve AMQPS only).
     #[arg(long, env = "WARREN_AMQP_PORT", default_value_t = 5672)]
     pub amqp_port: u16,
-    /// Management HTTP API port.
+    /// Management HTTP API port (0 turns plain HTTP off).
     #[arg(long, env = "WARREN_HTTP_PORT", default_value_t = 15672)]
     pub http_port: u16,
     /// Prometheus metrics port (`/metrics`); 0 turns the endpoint off.
@@ -30,6 +32,18 @@ pub struct ServeArgs {
     /// Heartbeat interval offered to clients, in seconds (0 disables).
     #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,
+    /// Most channels a connection may open (offered in connection.tune; 1-65535).
+    #[arg(long, env = "WARREN_CHANNEL_MAX", default_value_t = 2047,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub channel_max: u16,
+    /// Largest frame offered in connection.tune, in bytes (4096 to 131072, RabbitMQ's range).
+    #[arg(long, env = "WARREN_FRAME_MAX", default_value_t = 131_072,
+          value_parser = clap::value_parser!(u32).range(4096..=131_072))]
+    pub frame_max: u32,
+    /// Milliseconds a client has from connecting (TLS included) to connection.open.
+    #[arg(long, env = "WARREN_HANDSHAKE_TIMEOUT", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub handshake_timeout: u64,
     /// A delivery not acknowledged within this many milliseconds closes its channel with 406
     /// (RabbitMQ's consumer_timeout; default 30 minutes). 0 disables it.
     #[arg(long, env = "WARREN_CONSUMER_TIMEOUT", default_value_t = 1_800_000)]
@@ -50,6 +64,8 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `warren_server=debug`.
     #[arg(long, env = "WARREN_LOG", default_value = "info")]
     pub log: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -98,6 +114,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     info!(
         memory_limit = memory_bytes,
         disk_free_limit = args.disk_free_limit,
+        open_files = crate::monitor::raise_file_limit(),
         "resource limits"
     );
     let monitor = crate::monitor::spawn(
@@ -110,26 +127,54 @@ async fn serve(args: ServeArgs) -> ExitCode {
     );
     let server_config = ServerConfig {
         heartbeat: args.heartbeat,
+        channel_max: args.channel_max,
+        frame_max: args.frame_max,
+        handshake_timeout: std::time::Duration::from_millis(args.handshake_timeout),
         consumer_timeout: (args.consumer_timeout > 0)
             .then(|| std::time::Duration::from_millis(args.consumer_timeout)),
-        ..ServerConfig::default()
     };
-    let addr = SocketAddr::new(args.bind, args.amqp_port);
-    let listener = match warren_server::bind(addr).await {
-        Ok(l) => l,
+    let tls = match args.tls.load() {
+        Ok(tls) => tls,
         Err(e) => {
-            error!(%addr, error = %e, "cannot listen for AMQP");
+            error!(error = %e, "cannot load the TLS configuration");
             return ExitCode::FAILURE;
         }
     };
-    info!(%addr, data_dir = %args.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren is accepting AMQP connections");
+    let mut listeners = Vec::new();
+    let amqp_ports = [
+        (Some(args.amqp_port).filter(|p| *p != 0), None),
+        (args.tls.amqps_port(), tls.as_ref().map(|t| t.amqp.clone())),
+    ];
+    for (port, tls) in amqp_ports {
+        let Some(port) = port else { continue };
+        let addr = SocketAddr::new(args.bind, port);
+        let what = if tls.is_some() { "AMQPS" } else { "AMQP" };
+        match warren_server::bind(addr).await {
+            Ok(tcp) => {
+                info!(%addr, "accepting {what} connections");
+                listeners.push(AmqpListener { tcp, tls });
+            }
+            Err(e) => {
+                error!(%addr, error = %e, "cannot listen for {what}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if listeners.is_empty() {
+        error!("no AMQP listener: --amqp-port is 0 and no TLS certificate is configured");
+        return ExitCode::FAILURE;
+    }
+    info!(data_dir = %args.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren is running");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let http = match crate::http::start(&args, broker.clone(), &stop_rx).await {
+    let http = match crate::http::start(&args, tls.as_ref(), broker.clone(), &stop_rx).await {
         Ok(servers) => servers,
         Err(code) => return code,
     };
+    if let Some(tls) = &tls {
+        crate::tls::reload_on_sighup(vec![tls.amqp.clone(), tls.http.clone()]);
+    }
     let server = tokio::spawn(warren_server::serve(
-        listener,
+        listeners,
         broker.clone(),
         server_config,
         stop_rx,

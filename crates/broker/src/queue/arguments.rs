@@ -175,6 +175,8 @@ pub(crate) fn type_name(v: &FieldValue) -> &'static str {
         FieldValue::Table(_) => "table",
         FieldValue::Void => "void",
         FieldValue::ByteArray(_) => "binary",
+        FieldValue::Nested(b) if b.first() == Some(&b'A') => "array",
+        FieldValue::Nested(_) => "table",
     }
 }
 
@@ -209,6 +211,8 @@ fn erlang_value(v: &FieldValue) -> String {
                 .collect();
             format!("[{}]", inner.join(","))
         }
+        // Too deep to have been decoded (`MAX_NESTING`); not worth walking for an error text.
+        FieldValue::Nested(_) => "[...]".into(),
     }
 }
 

@@ -6,6 +6,7 @@ mod bindings;
 mod connections;
 mod definitions;
 mod exchanges;
+mod limits;
 mod permissions;
 mod policies;
 mod queues;
@@ -82,6 +83,12 @@ pub const VERBS: &[Verb] = &[
     permissions::CLEAR,
     permissions::LIST,
     permissions::LIST_USER,
+    limits::SET_VHOST,
+    limits::CLEAR_VHOST,
+    limits::LIST_VHOST,
+    limits::SET_USER,
+    limits::CLEAR_USER,
+    limits::LIST_USER,
     policies::SET,
     policies::CLEAR,
     policies::LIST,

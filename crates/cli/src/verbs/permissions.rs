@@ -11,7 +11,7 @@ fn permission_path(ctx: &Ctx, user: &str) -> String {
     format!("/api/permissions/{}/{}", ctx.vhost_segment(), quote(user))
 }
 
-fn no_such_user(name: &str) -> CliError {
+pub(super) fn no_such_user(name: &str) -> CliError {
     api_error(
         404,
         "no_such_user",

@@ -82,7 +82,7 @@ pub fn connection_json(state: &AppState, c: &ConnectionInfo) -> Value {
         "state": "running",
         "protocol": "AMQP 0-9-1",
         "auth_mechanism": c.client.auth_mechanism,
-        "ssl": false,
+        "ssl": c.tls.is_some(),
         "user": c.user,
         "user_who_performed_action": c.user,
         "vhost": c.vhost,
@@ -106,6 +106,17 @@ pub fn connection_json(state: &AppState, c: &ConnectionInfo) -> Value {
     });
     if let Some(name) = user_provided_name {
         v["user_provided_name"] = name;
+    }
+    if let Some(tls) = &c.tls {
+        v["ssl_protocol"] = json!(tls.protocol);
+        v["ssl_key_exchange"] = json!(tls.key_exchange);
+        v["ssl_cipher"] = json!(tls.cipher);
+        v["ssl_hash"] = json!(tls.hash);
+        if let Some(cert) = &tls.peer_cert {
+            v["peer_cert_subject"] = json!(cert.subject);
+            v["peer_cert_issuer"] = json!(cert.issuer);
+            v["peer_cert_validity"] = json!(cert.validity);
+        }
     }
     v
 }

@@ -73,7 +73,7 @@ async fn serve_broker(broker: std::sync::Arc<Broker>, config: ServerConfig) -> T
     let port = listener.local_addr().unwrap().port();
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(warren_server::serve(
-        listener,
+        warren_server::AmqpListener::plain(listener),
         broker.clone(),
         config,
         stop_rx,

@@ -18,3 +18,4 @@ mod model;
 mod permissions;
 mod promises;
 mod queues;
+mod tls;

@@ -345,7 +345,7 @@ async fn the_default_listener_takes_ipv4_and_ipv6_clients() {
     let broker = warren_broker::Broker::new(Default::default());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(warren_server::serve(
-        listener,
+        warren_server::AmqpListener::plain(listener),
         broker,
         Default::default(),
         stop_rx,

@@ -89,6 +89,8 @@ export async function connectionPage(ctx) {
         ['Peer', `${c.peer_host}:${c.peer_port}`],
         ['Connected at', when(c.connected_at)],
         ['Protocol', c.protocol],
+        ['TLS', c.ssl ? `${c.ssl_protocol}, ${c.ssl_cipher}` : 'no'],
+        c.peer_cert_subject ? ['Client certificate', c.peer_cert_subject] : null,
         ['Authentication', c.auth_mechanism],
         ['Heartbeat', `${num(c.timeout)} s`],
         ['Frame max', `${num(c.frame_max)} bytes`],
