@@ -69,21 +69,23 @@ def settled_rss(pid, *, interval=0.5, tolerance=0.005, timeout=15):
 
 class Warren:
     """One broker process. `args` are extra `warren serve` flags; `prlimit_nofile` runs it under
-    `prlimit --nofile=N:N` (so it cannot raise its own descriptor limit)."""
+    `prlimit --nofile=N:N` (so it cannot raise its own descriptor limit); `data_dir` is one of
+    the caller's (kept at stop) instead of a fresh one."""
 
-    def __init__(self, args=(), prlimit_nofile=None, binary=WARREN_BIN):
+    def __init__(self, args=(), prlimit_nofile=None, binary=WARREN_BIN, data_dir=None):
         self.tmp = tempfile.mkdtemp(prefix="warren-hostile.")
-        self.data_dir = os.path.join(self.tmp, "data")
+        self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.log_path = os.path.join(self.tmp, "warren.log")
         self.amqp_port = free_port()
         self.http_port = free_port()
         cmd = [binary, "serve", "--bind", "127.0.0.1", "--amqp-port", str(self.amqp_port),
                "--http-port", str(self.http_port), "--prometheus-port", "0",
-               "--data-dir", self.data_dir, "--log", "warn", *args]
+               "--data-dir", self.data_dir, "--log", os.environ.get("HOSTILE_WARREN_LOG", "warn"), *args]
         if prlimit_nofile:
             # prlimit execs the broker, so the pid we hold is Warren's own.
             cmd = ["prlimit", f"--nofile={prlimit_nofile}:{prlimit_nofile}", *cmd]
         self.log = open(self.log_path, "wb")
+        self.stopped = False   # by stop(), as opposed to exiting by itself
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
         self.http = requests.Session()
@@ -141,6 +143,7 @@ class Warren:
             return ""
 
     def stop(self):
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -35,20 +35,20 @@ def pytest_report_header(config):
 
 @pytest.fixture
 def start_warren():
-    """start_warren(*args, prlimit_nofile=None) -> Warren. Every broker started is stopped at
-    teardown, and must still be running then: a test that crashed it fails here even if its
-    own assertions passed."""
+    """start_warren(*args, prlimit_nofile=None, data_dir=None) -> Warren. Every broker started
+    is stopped at teardown, and must still be running then: a test that crashed it fails here
+    even if its own assertions passed."""
     started = []
 
-    def start(*args, prlimit_nofile=None):
-        w = Warren(args, prlimit_nofile=prlimit_nofile)
+    def start(*args, prlimit_nofile=None, data_dir=None):
+        w = Warren(args, prlimit_nofile=prlimit_nofile, data_dir=data_dir)
         started.append(w)
         return w
 
     yield start
     crashed = []
     for w in started:
-        if not w.alive():
+        if not w.stopped and not w.alive():
             crashed.append(f"Warren (pid {w.pid}) exited with {w.proc.returncode}:\n{w.log_tail()}")
         w.stop()
     if crashed:

@@ -16,6 +16,7 @@ if ! "$VENV/bin/python" -c 'import pika, requests, pytest, pytest_timeout' 2>/de
   "$VENV/bin/pip" install -q pika==1.3.2 requests==2.32.3 pytest==8.3.4 pytest-timeout==2.3.1
 fi
 [ -x "$WARREN_BIN" ] || { echo "run.sh: no broker binary at $WARREN_BIN (set WARREN_BIN)" >&2; exit 2; }
+WARREN_BIN="$(realpath "$WARREN_BIN")"   # the tests run from this directory
 command -v prlimit >/dev/null || { echo "run.sh: prlimit (util-linux) is needed" >&2; exit 2; }
 cd "$HERE"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -130,7 +130,8 @@ struct Inner {
     /// Files of sealed segments and indexes awaiting their fsync.
     unsynced: Vec<Arc<File>>,
     needs_sync: bool,
-    registered: bool,
+    /// The group-commit round this log is registered for, until that round flushes it.
+    registered: Option<u64>,
     /// Transient records below this were written before the last restart: dead.
     recovery_boundary: u64,
     cursor: Option<Cursor>,
@@ -159,7 +160,7 @@ struct FlushHandle(Arc<Mutex<Inner>>);
 impl Flush for FlushHandle {
     fn flush_for_sync(&self) -> io::Result<Vec<Arc<File>>> {
         let mut inner = self.0.lock();
-        inner.registered = false;
+        inner.registered = None;
         if inner.deleted {
             return Ok(Vec::new());
         }
@@ -541,7 +542,7 @@ impl QueueLog {
                 delivered_written: replayed.delivered,
                 unsynced: Vec::new(),
                 needs_sync: false,
-                registered: false,
+                registered: None,
                 recovery_boundary: next_seq,
                 cursor: None,
                 deleted: false,
@@ -565,19 +566,26 @@ impl QueueLog {
         }
         // A transient log's buffer goes out when it fills or a read needs it: nothing of it
         // has to reach the disk, so the group-commit thread is not woken for it.
-        if inner.durable {
-            self.register(&mut inner);
+        if !inner.durable {
+            return Ok(0);
         }
-        Ok(if must_sync { self.syncer.ticket() } else { 0 })
+        let round = self.register(&mut inner);
+        Ok(if must_sync { round } else { 0 })
     }
 
-    fn register(&self, inner: &mut Inner) {
-        if !inner.registered {
-            inner.registered = true;
-            if let Some(me) = inner.me.upgrade() {
-                self.syncer.mark_dirty(Arc::new(FlushHandle(me)));
-            }
+    /// Puts the log in a group-commit round if it is in none; returns the round that will
+    /// flush what was just written.
+    fn register(&self, inner: &mut Inner) -> u64 {
+        if let Some(round) = inner.registered {
+            return round;
         }
+        let Some(me) = inner.me.upgrade() else {
+            // The log is being dropped, and its Drop flushes the buffers.
+            return self.syncer.next_round();
+        };
+        let round = self.syncer.mark_dirty(Arc::new(FlushHandle(me)));
+        inner.registered = Some(round);
+        round
     }
 
     /// Marks records dead (acked, rejected, dropped); frees segments that become empty.

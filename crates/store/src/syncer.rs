@@ -1,12 +1,12 @@
 //! Group commit: one thread flushes every log that was written to, fsyncs what must be
 //! durable, and then announces the epoch that is now on disk.
 //!
-//! A writer takes its ticket (the current epoch) after writing, under its log's lock, and the
-//! syncer bumps the epoch while taking the dirty list. A write with ticket `e` is therefore
-//! flushed by round `e` or an earlier one. A write can get a ticket one ahead of the round that
-//! flushes it (its log was already in that round's batch); so the syncer keeps going while
-//! the highest ticket handed out is ahead of what it announced, or that writer would wait for
-//! a round nothing else triggers.
+//! A log joins the dirty list once per round (`mark_dirty`, under its own lock, after a
+//! write), and the syncer bumps the epoch while taking that list, both under the syncer's
+//! lock: a log registered while the epoch is `e` is flushed by round `e`, and so is every
+//! write to it until that round flushes it (the log registers again after that). So a write's
+//! ticket is exactly the round that carries it: it is durable once round `e` is announced,
+//! and lost only if round `e` failed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,8 +34,6 @@ pub struct Syncer {
     state: Mutex<State>,
     wake: Condvar,
     epoch: AtomicU64,
-    /// The highest ticket handed out.
-    highest_ticket: AtomicU64,
     durable: watch::Sender<u64>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Rounds whose fsync failed. Rare, so a short list; never cleared, since a publish that
@@ -54,7 +52,6 @@ impl Syncer {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             epoch: AtomicU64::new(1),
-            highest_ticket: AtomicU64::new(0),
             durable,
             thread: Mutex::new(None),
             failed_rounds: Mutex::new(Vec::new()),
@@ -70,14 +67,6 @@ impl Syncer {
         syncer
     }
 
-    /// The ticket for a write just made (call under the log's lock, after the write and after
-    /// marking the log dirty): the write is durable once `durable()` reaches it.
-    pub(crate) fn ticket(&self) -> u64 {
-        let t = self.epoch.load(Ordering::Acquire);
-        self.highest_ticket.fetch_max(t, Ordering::AcqRel);
-        t
-    }
-
     /// Announces durable epochs.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.durable.subscribe()
@@ -87,17 +76,10 @@ impl Syncer {
         *self.durable.borrow()
     }
 
-    /// Whether a write with `ticket` may have been lost to a failed fsync, although its epoch
-    /// was announced. Such a write was flushed by round `ticket` or `ticket - 1` (see the
-    /// module comment), so a failure of either means it is not known to be on disk.
+    /// Whether a write with `ticket` may have been lost to a failed flush or fsync, although
+    /// its epoch was announced: whether its round failed.
     pub fn lost(&self, ticket: u64) -> bool {
-        if !self.ever_failed.load(Ordering::Acquire) {
-            return false;
-        }
-        self.failed_rounds
-            .lock()
-            .iter()
-            .any(|&round| round == ticket || round + 1 == ticket)
+        self.ever_failed.load(Ordering::Acquire) && self.failed_rounds.lock().contains(&ticket)
     }
 
     /// Whether an fsync failed since the last call.
@@ -105,23 +87,30 @@ impl Syncer {
         self.fault.swap(false, Ordering::AcqRel)
     }
 
-    pub(crate) fn mark_dirty(&self, log: Arc<dyn Flush>) {
+    /// Puts a log in the next round (call under the log's lock, once until that round has
+    /// flushed it). Returns that round: the ticket of every write to the log until then.
+    pub(crate) fn mark_dirty(&self, log: Arc<dyn Flush>) -> u64 {
         let mut st = self.state.lock();
         st.dirty.push(log);
         self.wake.notify_one();
+        // The epoch moves only under this lock, when a round takes the list.
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The round the next registration would join (for a write with no log to register).
+    pub(crate) fn next_round(&self) -> u64 {
+        let _st = self.state.lock();
+        self.epoch.load(Ordering::Acquire)
     }
 
     fn run(&self) {
-        let mut announced = 0u64;
         loop {
             let (batch, epoch) = {
                 let mut st = self.state.lock();
-                let behind =
-                    |announced: u64| self.highest_ticket.load(Ordering::Acquire) > announced;
-                while st.dirty.is_empty() && !behind(announced) && !st.stop {
+                while st.dirty.is_empty() && !st.stop {
                     self.wake.wait(&mut st);
                 }
-                if st.dirty.is_empty() && !behind(announced) && st.stop {
+                if st.dirty.is_empty() && st.stop {
                     return;
                 }
                 let epoch = self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -155,7 +144,6 @@ impl Syncer {
                 self.ever_failed.store(true, Ordering::Release);
                 self.fault.store(true, Ordering::Release);
             }
-            announced = epoch;
             self.durable.send_replace(epoch);
         }
     }
@@ -167,5 +155,62 @@ impl Syncer {
         if let Some(h) = self.thread.lock().take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A log whose flush fails while `failing` is set (a full disk, say).
+    struct Log {
+        failing: AtomicBool,
+    }
+
+    impl Flush for Log {
+        fn flush_for_sync(&self) -> std::io::Result<Vec<Arc<std::fs::File>>> {
+            if self.failing.load(Ordering::Acquire) {
+                Err(std::io::Error::other("no space left"))
+            } else {
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn wait_durable(syncer: &Syncer, round: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while syncer.durable() < round {
+            assert!(
+                Instant::now() < deadline,
+                "round {round} was never announced"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_failed_round_loses_its_own_writes_only() {
+        let syncer = Syncer::start();
+        let log = Arc::new(Log {
+            failing: AtomicBool::new(true),
+        });
+        let bad = syncer.mark_dirty(log.clone());
+        wait_durable(&syncer, bad);
+        assert!(syncer.lost(bad));
+        assert!(syncer.take_fault(), "the failure is the disk alarm's cue");
+
+        log.failing.store(false, Ordering::Release);
+        let good = syncer.mark_dirty(log.clone());
+        assert_eq!(good, bad + 1, "nothing else ran in between");
+        wait_durable(&syncer, good);
+        assert!(
+            !syncer.lost(good),
+            "the round after a failed one is not lost"
+        );
+        assert!(!syncer.take_fault());
+        syncer.shutdown();
     }
 }
