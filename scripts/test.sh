@@ -70,7 +70,7 @@ echo "== kill -9 during startup: definitions compaction and queue recovery inter
 
 echo "== hostile clients (short sizes): stalled handshakes, a consumer that stops reading, idle"
 echo "   connections, churn, channel_max, max-queues, deep tables, descriptor exhaustion"
-WARREN_BIN=target/release/warren tests/hostile/run.sh -q || { echo "hostile-client tests failed"; exit 1; }
+WARREN_BIN="$ROOT/target/release/warren" tests/hostile/run.sh -q || { echo "hostile-client tests failed"; exit 1; }
 
 echo "== differential: the same random operations against Warren and RabbitMQ 3.10, then the"
 echo "   queue-feature tests against each"

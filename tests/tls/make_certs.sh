@@ -15,11 +15,11 @@ cd "$DIR"
 quiet() { "$@" >/dev/null 2>&1 || { echo "make_certs.sh: failed: $*" >&2; "$@"; exit 1; }; }
 
 ca() { # ca NAME SUBJECT
-  quiet openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" -days 30 \
+  quiet openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" -days 3650 \
     -subj "$2" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=keyCertSign,cRLSign"
 }
 leaf() { # leaf NAME CA SUBJECT EXTENSIONS KEYTYPE [DAYS]
-  local name="$1" issuer="$2" subject="$3" ext="$4" key="$5" days="${6:-30}"
+  local name="$1" issuer="$2" subject="$3" ext="$4" key="$5" days="${6:-3650}"
   case "$key" in
     rsa) quiet openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "$subject" ;;
     ec) quiet openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \

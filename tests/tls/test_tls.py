@@ -225,6 +225,33 @@ def test_management_api_and_metrics_over_https(broker):
     assert page.status_code == 200 and "<html" in page.text.lower()
 
 
+def test_certificate_expiration_health_check(broker):
+    def check(window):
+        return requests.get(f"https://localhost:{broker.https}/api/health/checks/"
+                            f"certificate-expiration/{window}", auth=("guest", "guest"),
+                            verify=str(broker.certs / "ca.pem"), timeout=10)
+    # make_certs.sh's certificates are good for ten years.
+    assert check("1/months").json() == {"status": "ok"}
+    late = check("11/years")
+    assert late.status_code == 503, late.text
+    body = late.json()
+    assert body["status"] == "failed" and body["reason"] == "Certificates expiring"
+    by_protocol = {e["protocol"]: e for e in body["expired"]}
+    assert set(by_protocol) == {"amqp/ssl", "https", "https/prometheus"}, body
+    amqps = by_protocol["amqp/ssl"]
+    assert amqps["port"] == broker.amqps and amqps["certfile"] == str(broker.dir / "cert.pem")
+    assert amqps["cacertfile"] == str(broker.certs / "ca.pem")
+    # The date is the certificate's notAfter, written as RabbitMQ writes it.
+    end = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in",
+                          str(broker.dir / "cert.pem")], capture_output=True, text=True,
+                         check=True).stdout.strip().removeprefix("notAfter=")
+    expected = time.strftime("%Y-%m-%d %H:%M:%S",
+                             time.strptime(end, "%b %d %H:%M:%S %Y %Z"))
+    assert amqps["certfile_expires_on"] == [expected], amqps
+    assert len(amqps["cacertfile_expires_on"]) == 1
+    assert check("1/fortnights").status_code == 400
+
+
 def test_sighup_reloads_certificates_and_keeps_connections(broker):
     before = broker.connect()
     assert "localhost (ECDSA)" not in s_client(broker.amqps, ca=broker.certs / "ca.pem")

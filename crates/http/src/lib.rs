@@ -39,6 +39,29 @@ pub const RABBITMQ_COMPAT_VERSION: &str = "3.10.0";
 pub struct Listener {
     pub protocol: &'static str,
     pub addr: SocketAddr,
+    /// A TLS listener's certificates, for the certificate-expiration health check.
+    pub certificates: Option<CertificateSource>,
+}
+
+/// The certificates a TLS listener serves as loaded now (they change on SIGHUP).
+#[derive(Clone, Debug, Default)]
+pub struct ListenerCertificates {
+    pub cert_file: String,
+    /// Each certificate's notAfter in the certificate file: Unix seconds, and the UTC time
+    /// as RabbitMQ prints it (`2027-01-06 11:44:05`).
+    pub cert_not_after: Vec<(i64, String)>,
+    pub ca_file: Option<String>,
+    pub ca_not_after: Vec<(i64, String)>,
+}
+
+/// Asks the TLS layer for a listener's current certificates; this crate parses no X.509.
+#[derive(Clone)]
+pub struct CertificateSource(pub Arc<dyn Fn() -> ListenerCertificates + Send + Sync>);
+
+impl std::fmt::Debug for CertificateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CertificateSource")
+    }
 }
 
 #[derive(Clone, Debug)]

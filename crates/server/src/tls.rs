@@ -109,23 +109,43 @@ pub enum TlsError {
 /// the configuration current at its start, so sessions already open keep theirs.
 pub struct TlsServer {
     settings: TlsSettings,
-    acceptor: RwLock<TlsAcceptor>,
+    acceptor: RwLock<(TlsAcceptor, Validity)>,
+}
+
+/// When the certificates in use stop being valid: each certificate's notAfter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validity {
+    /// The certificate file's chain, leaf first.
+    pub cert_not_after: Vec<NotAfter>,
+    /// The CA file's certificates (empty without one).
+    pub ca_not_after: Vec<NotAfter>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotAfter {
+    pub unix: i64,
+    /// `2027-01-06 11:44:05` (UTC), as RabbitMQ's health check writes it.
+    pub utc: String,
 }
 
 impl TlsServer {
     pub fn load(settings: TlsSettings) -> Result<Arc<TlsServer>, TlsError> {
-        let acceptor = TlsAcceptor::from(server_config(&settings)?);
+        let loaded = load(&settings)?;
         Ok(Arc::new(TlsServer {
             settings,
-            acceptor: RwLock::new(acceptor),
+            acceptor: RwLock::new(loaded),
         }))
     }
 
     /// Re-reads the certificate, key and CA files. On error the old ones stay in use.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let acceptor = TlsAcceptor::from(server_config(&self.settings)?);
-        *self.acceptor.write() = acceptor;
+        *self.acceptor.write() = load(&self.settings)?;
         Ok(())
+    }
+
+    /// The validity of the certificates handshakes use now.
+    pub fn validity(&self) -> Validity {
+        self.acceptor.read().1.clone()
     }
 
     pub fn settings(&self) -> &TlsSettings {
@@ -137,15 +157,51 @@ impl TlsServer {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let acceptor = self.acceptor.read().clone();
+        let acceptor = self.acceptor.read().0.clone();
         let stream = acceptor.accept(stream).await?;
         let session = TlsSession::of(stream.get_ref().1, self.settings.login_from);
         Ok((stream, session))
     }
 }
 
-fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+fn load(settings: &TlsSettings) -> Result<(TlsAcceptor, Validity), TlsError> {
     let certs = read_certs(&settings.cert_file)?;
+    let ca_certs = match &settings.ca_file {
+        Some(ca_file) => read_certs(ca_file)?,
+        None => Vec::new(),
+    };
+    let validity = Validity {
+        cert_not_after: not_after(&certs),
+        ca_not_after: not_after(&ca_certs),
+    };
+    let acceptor = TlsAcceptor::from(server_config(settings, certs, ca_certs)?);
+    Ok((acceptor, validity))
+}
+
+/// notAfter of each certificate rustls accepted; one that does not parse here is left out
+/// (rustls has already refused a malformed server certificate).
+fn not_after(certs: &[CertificateDer<'_>]) -> Vec<NotAfter> {
+    certs
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der.as_ref()).ok())
+        .map(|(_, cert)| {
+            let time = &cert.validity().not_after;
+            NotAfter {
+                unix: time.timestamp(),
+                utc: iso8601(time)
+                    .replace('T', " ")
+                    .trim_end_matches('Z')
+                    .to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn server_config(
+    settings: &TlsSettings,
+    certs: Vec<CertificateDer<'static>>,
+    ca_certs: Vec<CertificateDer<'static>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let key_path = settings.key_file.display().to_string();
     let key =
         PrivateKeyDer::from_pem_file(&settings.key_file).map_err(|e| pem_error(&key_path, e))?;
@@ -158,7 +214,7 @@ fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> 
         (verify, None) => return Err(TlsError::NoCa(verify)),
         (verify, Some(ca_file)) => {
             let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca_file)? {
+            for cert in ca_certs {
                 roots
                     .add(cert)
                     .map_err(|e| TlsError::Rustls(format!("{}: {e}", ca_file.display())))?;

@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 use warren_broker::Broker;
-use warren_http::{AppState, HttpConfig, Listener};
+use warren_http::{AppState, CertificateSource, HttpConfig, Listener, ListenerCertificates};
+use warren_server::tls::{NotAfter, TlsServer};
 
 use crate::serve::ServeArgs;
 use crate::tls::{HttpsListener, TlsServers};
@@ -39,20 +40,23 @@ pub async fn start(
 ) -> Result<HttpServers, ExitCode> {
     let at = |port: u16| SocketAddr::new(args.bind, port);
     let mut listeners = Vec::new();
-    let mut add = |protocol: &'static str, port: Option<u16>| {
+    let mut add = |protocol: &'static str, port: Option<u16>, tls: Option<&Arc<TlsServer>>| {
         let port = port.filter(|p| *p != 0)?;
         listeners.push(Listener {
             protocol,
             addr: at(port),
+            certificates: tls.map(certificate_source),
         });
         Some(at(port))
     };
-    add("amqp", Some(args.amqp_port));
-    add("amqp/ssl", args.tls.amqps_port());
-    let http = add("http", Some(args.http_port));
-    let https = add("https", args.tls.https_port());
-    let metrics = add("http/prometheus", Some(args.prometheus_port));
-    let metrics_tls = add("https/prometheus", args.tls.prometheus_tls_port);
+    let amqp_tls = tls.map(|t| &t.amqp);
+    let http_tls = tls.map(|t| &t.http);
+    add("amqp", Some(args.amqp_port), None);
+    add("amqp/ssl", args.tls.amqps_port(), amqp_tls);
+    let http = add("http", Some(args.http_port), None);
+    let https = add("https", args.tls.https_port(), http_tls);
+    let metrics = add("http/prometheus", Some(args.prometheus_port), None);
+    let metrics_tls = add("https/prometheus", args.tls.prometheus_tls_port, http_tls);
 
     let state = AppState::new(
         broker,
@@ -132,4 +136,21 @@ impl HttpServers {
             }
         }
     }
+}
+
+/// What the certificate-expiration health check reads of a TLS listener: the files and the
+/// validity of the certificates loaded from them (so a SIGHUP reload shows at once).
+fn certificate_source(tls: &Arc<TlsServer>) -> CertificateSource {
+    let tls = Arc::clone(tls);
+    CertificateSource(Arc::new(move || {
+        let settings = tls.settings();
+        let validity = tls.validity();
+        let pairs = |v: Vec<NotAfter>| v.into_iter().map(|t| (t.unix, t.utc)).collect();
+        ListenerCertificates {
+            cert_file: settings.cert_file.display().to_string(),
+            cert_not_after: pairs(validity.cert_not_after),
+            ca_file: settings.ca_file.as_ref().map(|f| f.display().to_string()),
+            ca_not_after: pairs(validity.ca_not_after),
+        }
+    }))
 }

@@ -80,10 +80,12 @@ pub fn start() -> Harness {
             Listener {
                 protocol: "amqp",
                 addr: amqp,
+                certificates: None,
             },
             Listener {
                 protocol: "http",
                 addr: http,
+                certificates: None,
             },
         ],
         ..HttpConfig::default()

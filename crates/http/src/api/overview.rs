@@ -377,19 +377,75 @@ pub async fn health_protocol_listener(
         .into_response()
 }
 
-/// `/api/health/checks/certificate-expiration/{within}/{unit}`: no listener uses TLS yet, so
-/// no certificate expires.
+/// `/api/health/checks/certificate-expiration/{within}/{unit}`: 503 and the TLS listeners
+/// whose certificate or CA file holds a certificate that expires within the window (already
+/// expired included), as RabbitMQ answers; only the expiring certificates' dates are listed.
 pub async fn health_certificates(
+    State(state): State<AppState>,
     _user: AuthUser,
     Path((within, unit)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    within
-        .parse::<u64>()
-        .map_err(|_| ApiError::bad_request(format!("invalid duration: {within}")))?;
-    if !matches!(unit.as_str(), "days" | "weeks" | "months" | "years") {
-        return Err(ApiError::bad_request(format!("invalid unit: {unit}")));
+    let within: i64 = within
+        .parse::<u32>()
+        .map_err(|_| ApiError::bad_request(format!("invalid duration: {within}")))?
+        .into();
+    // RabbitMQ's units: a month is 30 days, a year 365.
+    let unit_secs: i64 = match unit.as_str() {
+        "days" => 86_400,
+        "weeks" => 7 * 86_400,
+        "months" => 30 * 86_400,
+        "years" => 365 * 86_400,
+        _ => return Err(ApiError::bad_request(format!("invalid unit: {unit}"))),
+    };
+    let deadline = unix_now().saturating_add(within * unit_secs);
+    let expiring = |dates: &[(i64, String)]| -> Vec<String> {
+        dates
+            .iter()
+            .filter(|(unix, _)| *unix <= deadline)
+            .map(|(_, utc)| utc.clone())
+            .collect()
+    };
+    let expired: Vec<Value> = state
+        .config
+        .listeners
+        .iter()
+        .filter_map(|listener| {
+            let certs = (listener.certificates.as_ref()?.0)();
+            let cert_dates = expiring(&certs.cert_not_after);
+            let ca_dates = expiring(&certs.ca_not_after);
+            if cert_dates.is_empty() && ca_dates.is_empty() {
+                return None;
+            }
+            Some(json!({
+                "node": state.config.node_name,
+                "protocol": listener.protocol,
+                "interface": listener.addr.ip().to_string(),
+                "port": listener.addr.port(),
+                "certfile": certs.cert_file,
+                "certfile_expires_on": cert_dates,
+                "cacertfile": certs.ca_file,
+                "cacertfile_expires_on": ca_dates,
+            }))
+        })
+        .collect();
+    if expired.is_empty() {
+        return Ok(json(json!({"status": "ok"})));
     }
-    Ok(json(json!({"status": "ok"})))
+    Ok((
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({
+            "status": "failed",
+            "reason": "Certificates expiring",
+            "expired": expired,
+        })),
+    )
+        .into_response())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// `/api/healthchecks/node`, the check before 3.8's `/api/health/checks/*`: ok unless an
