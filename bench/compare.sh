@@ -94,7 +94,7 @@ machine_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
 # Waits until the machine is mostly idle (other builds and tests would skew the run).
 wait_quiet() {
-  local deadline=$((SECONDS + ${1:-$QUIET_WAIT})) a b busy
+  local deadline=$((SECONDS + QUIET_WAIT)) a b busy
   while :; do
     a="$(machine_ticks)"; sleep 1; b="$(machine_ticks)"
     busy=$(( (b - a) * 100 / HZ ))   # percent of one core
@@ -158,6 +158,17 @@ start_rabbitmq() {
   RMQ_PID="$("$BENCH/rabbitmq.sh" pid)"
 }
 
+# After a TLS run RabbitMQ's node keeps a core busy in system calls for minutes (seen here with
+# Erlang 25: beam.smp at ~100% system time, the load tool's connection still listed although
+# its socket is gone, and the management API cannot close it), which would be charged to the
+# next run. So after each RabbitMQ run of scenario t the node is restarted.
+restart_rabbitmq() {
+  "$BENCH/rabbitmq.sh" stop >/dev/null
+  "$BENCH/rabbitmq.sh" start >/dev/null
+  RMQ_PID="$("$BENCH/rabbitmq.sh" pid)"
+  if [ "$RT" = 1 ]; then set_policy "$RMQ_PID" -r "$RT_PRIO"; fi
+}
+
 # run SCENARIO BROKER ROUND
 run_one() {
   local scenario="$1" broker="$2" round="$3" port pid json log
@@ -170,14 +181,7 @@ run_one() {
   fi
   json="$OUT/$scenario-$broker-$round.json"
   log="$OUT/$scenario-$broker-$round.log"
-  if [ "$scenario" = t ]; then
-    # After its TLS run RabbitMQ's node stays busy (seen here: beam.smp at ~100% of a core for
-    # over 100 s, the load tool's connection still listed); the next run must not share the
-    # machine with that, so this scenario waits up to 5 minutes for the machine to go quiet.
-    wait_quiet $((QUIET_WAIT > 300 ? QUIET_WAIT : 300))
-  else
-    wait_quiet
-  fi
+  wait_quiet
   local b0 m0 b1 m1 t0 t1
   b0="$(proc_ticks "$pid")"; m0="$(machine_ticks)"; t0="$(date +%s.%N)"
   # shellcheck disable=SC2046,SC2086
@@ -224,6 +228,9 @@ print("  %s %-8s #%d: %9.0f msg/s received, %s, broker CPU %.2f µs/msg (%.0f%% 
     r["scenario"], r["broker"], r["round"], r["receive_rate"], lat,
     r["broker_cpu_us_per_msg"] or 0, r["broker_cpu_percent"], r["tool_cpu_percent"] or 0,
     r["other_cpu_percent"]))'
+  if [ "$scenario" = t ] && [ "$broker" = rabbitmq ]; then
+    restart_rabbitmq
+  fi
   sleep 2
 }
 

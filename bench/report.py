@@ -14,6 +14,9 @@ TITLES = {
     "c": "(c) fanout → 10 queues, a consumer each (deliveries/s)",
     "d": "(d) latency at a fixed 1000 msg/s",
     "e": "(e) persistent 16 B messages into a durable queue, confirms (1000 in flight), a consumer",
+    "g": "(g) as (a) into a priority queue of 10 levels",
+    "h": "(h) reject → dead-letter loop (deliveries/s)",
+    "t": "(t) as (a) over TLS (AMQPS)",
 }
 TOOL_SATURATED = 85.0  # % of one core: the tool runs on one thread
 BUSY_MACHINE = 25.0  # % of one core used by other work during a run
