@@ -71,7 +71,17 @@ def test_topic_permissions_are_enforced_on_publish_and_bind(api, user, names):
             conn.close()
 
 
-def test_global_parameters_and_the_cluster_name(api):
+def announced_cluster_name(port):
+    """The cluster_name a new connection's connection.start carries."""
+    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port, heartbeat=0))
+    try:
+        value = conn._impl.server_properties["cluster_name"]
+    finally:
+        conn.close()
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def test_global_parameters_and_the_cluster_name(api, port):
     name = f"feat-{uuid.uuid4().hex[:8]}"
     assert api("PUT", f"/api/global-parameters/{name}", {"value": {"a": 1}}).status_code == 201
     assert api("GET", f"/api/global-parameters/{name}").json() == {"name": name, "value": {"a": 1}}
@@ -79,10 +89,12 @@ def test_global_parameters_and_the_cluster_name(api):
     assert api("DELETE", f"/api/global-parameters/{name}").status_code == 204
     assert api("GET", f"/api/global-parameters/{name}").status_code == 404
     original = api("GET", "/api/cluster-name").json()["name"]
+    assert announced_cluster_name(port) == original
     try:
         assert api("PUT", "/api/cluster-name", {"name": "feature-cluster"}).status_code == 204
         assert api("GET", "/api/cluster-name").json() == {"name": "feature-cluster"}
         assert api("GET", "/api/overview").json()["cluster_name"] == "feature-cluster"
+        assert announced_cluster_name(port) == "feature-cluster"
         assert {"name": "cluster_name", "value": "feature-cluster"} in api(
             "GET", "/api/global-parameters").json()
     finally:

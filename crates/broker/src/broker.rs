@@ -17,11 +17,16 @@ use crate::registry::ConnectionRegistry;
 use crate::vhost::VHost;
 use crate::ConnectionId;
 
+/// The global parameter RabbitMQ keeps the cluster's name in.
+pub const CLUSTER_NAME: &str = "cluster_name";
+
 /// RabbitMQ's default `max_message_size`: 128 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
+    /// RabbitMQ's node name, `warren@HOSTNAME` by default (see `node_name`).
+    pub node_name: String,
     /// Created with full permissions on `/` when there are no users yet.
     pub default_user: String,
     pub default_password: String,
@@ -30,9 +35,31 @@ pub struct BrokerConfig {
     pub max_message_size: u64,
 }
 
+/// A node name as RabbitMQ completes one: `NAME@HOST` as given, a bare `NAME` on this host,
+/// `warren@HOST` when none is given.
+pub fn node_name(given: Option<&str>) -> String {
+    match given {
+        Some(name) if name.contains('@') => name.to_owned(),
+        Some(name) => format!("{name}@{}", hostname()),
+        None => format!("warren@{}", hostname()),
+    }
+}
+
+/// This machine's short host name, as RabbitMQ puts in node names.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
+            node_name: node_name(None),
             default_user: "guest".into(),
             default_password: "guest".into(),
             loopback_users: vec!["guest".into()],
@@ -326,6 +353,15 @@ impl Broker {
 
     pub fn global_parameter(&self, name: &str) -> Option<serde_json::Value> {
         self.global_parameters.read().get(name).cloned()
+    }
+
+    /// The cluster's name: the global parameter `cluster_name` once set (the API's
+    /// `/api/cluster-name`), else the node name, as in RabbitMQ.
+    pub fn cluster_name(&self) -> String {
+        match self.global_parameter(CLUSTER_NAME) {
+            Some(serde_json::Value::String(name)) => name,
+            _ => self.config.node_name.clone(),
+        }
     }
 
     /// Sets a global parameter; true if it is new. An error means it could not be stored.

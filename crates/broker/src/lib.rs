@@ -23,7 +23,9 @@ pub mod registry;
 pub mod topic_permissions;
 pub mod vhost;
 
-pub use broker::{Broker, BrokerConfig, DEFAULT_MAX_MESSAGE_SIZE};
+pub use broker::{
+    hostname, node_name, Broker, BrokerConfig, CLUSTER_NAME, DEFAULT_MAX_MESSAGE_SIZE,
+};
 pub use error::{AmqpError, AmqpResult, ReplyCode};
 pub use message::Message;
 pub use publish::{Published, Routes};

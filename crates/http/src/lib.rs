@@ -66,9 +66,6 @@ impl std::fmt::Debug for CertificateSource {
 
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
-    /// RabbitMQ's node name, `warren@HOSTNAME` by default.
-    pub node_name: String,
-    pub cluster_name: String,
     pub listeners: Vec<Listener>,
     /// How often message rates are sampled (RabbitMQ: 5 s).
     pub stats_interval: Duration,
@@ -78,10 +75,7 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        let node_name = format!("warren@{}", system::hostname());
         HttpConfig {
-            cluster_name: node_name.clone(),
-            node_name,
             listeners: Vec::new(),
             stats_interval: Duration::from_secs(5),
             // RabbitMQ 3.10's default.

@@ -84,8 +84,8 @@ fn common(state: &AppState, out: &mut Out, sums: &QueueSums) {
         "rabbitmq_identity_info",
         &format!(
             "rabbitmq_node=\"{}\",rabbitmq_cluster=\"{}\"",
-            escape(&state.config.node_name),
-            escape(&state.config.cluster_name)
+            escape(&state.broker.config.node_name),
+            escape(&state.broker.cluster_name())
         ),
         1,
     );

@@ -2,16 +2,6 @@
 
 use std::fs;
 
-pub fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 /// A `Key:   1234 kB` line of a /proc file, in bytes.
 fn proc_kib(path: &str, key: &str) -> u64 {
     fs::read_to_string(path)

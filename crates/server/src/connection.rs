@@ -241,8 +241,8 @@ impl Connection {
         }
         self.read_buf.advance(8);
         let external = self.external_login().is_some();
-        self.out
-            .method(0, &Method::ConnectionStart(connection_start(external)));
+        let start = connection_start(&self.broker.cluster_name(), external);
+        self.out.method(0, &Method::ConnectionStart(start));
 
         self.durable_rx = self.broker.durability();
         let mut alarms = self.broker.alarms.subscribe();
@@ -1120,7 +1120,7 @@ fn parse_amqplain(response: &Bytes) -> Option<(String, String)> {
 }
 
 /// `external`: offer EXTERNAL too (a TLS client presented a certificate that names a user).
-fn connection_start(external: bool) -> ConnectionStart {
+fn connection_start(cluster_name: &str, external: bool) -> ConnectionStart {
     let mut capabilities = FieldTable::new();
     for cap in [
         "publisher_confirms",
@@ -1137,7 +1137,7 @@ fn connection_start(external: bool) -> ConnectionStart {
     }
     let mut props = FieldTable::new();
     props.insert("capabilities", FieldValue::Table(capabilities));
-    props.insert("cluster_name", "warren");
+    props.insert("cluster_name", cluster_name);
     props.insert("copyright", "Copyright (c) the Warren developers");
     props.insert(
         "information",

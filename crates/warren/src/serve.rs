@@ -14,6 +14,11 @@ use crate::tls::TlsArgs;
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
+    /// The node's name, as RabbitMQ's `RABBITMQ_NODENAME`: `NAME@HOST`, or a bare `NAME` on
+    /// this host (default `warren@HOSTNAME`). The management API, the CLI and the metrics
+    /// name the node by it, and it is the cluster name until one is set.
+    #[arg(long, env = "WARREN_NODE_NAME", value_parser = parse_node_name)]
+    pub node_name: Option<String>,
     /// AMQP listener port (0 turns plain AMQP off, e.g. to serve AMQPS only).
     #[arg(long, env = "WARREN_AMQP_PORT", default_value_t = 5672)]
     pub amqp_port: u16,
@@ -90,8 +95,22 @@ pub fn run(args: ServeArgs) -> ExitCode {
     runtime.block_on(serve(args))
 }
 
+/// `NAME` or `NAME@HOST`, neither part empty.
+fn parse_node_name(given: &str) -> Result<String, String> {
+    let mut parts = given.split('@');
+    let name = parts.next().unwrap_or_default();
+    let host = parts.next();
+    if name.is_empty() || host == Some("") || parts.next().is_some() {
+        return Err(format!("{given:?} is not NAME or NAME@HOST"));
+    }
+    Ok(given.to_owned())
+}
+
 async fn serve(args: ServeArgs) -> ExitCode {
-    let mut config = BrokerConfig::default();
+    let mut config = BrokerConfig {
+        node_name: warren_broker::node_name(args.node_name.as_deref()),
+        ..BrokerConfig::default()
+    };
     if args.allow_remote_guest {
         config.loopback_users.clear();
     }

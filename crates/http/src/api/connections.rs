@@ -77,7 +77,7 @@ pub fn connection_json(state: &AppState, c: &ConnectionInfo) -> Value {
     let user_provided_name = props.get("connection_name").cloned();
     let mut v = json!({
         "name": c.name,
-        "node": state.config.node_name,
+        "node": state.broker.config.node_name,
         "type": "network",
         "state": "running",
         "protocol": "AMQP 0-9-1",
@@ -270,7 +270,7 @@ pub fn channel_json(state: &AppState, c: &ConnectionInfo, ch: &ChannelSnapshot) 
     json!({
         "name": channel_name(c, ch),
         "number": ch.number,
-        "node": state.config.node_name,
+        "node": state.broker.config.node_name,
         "state": "running",
         "user": c.user,
         "user_who_performed_action": c.user,
@@ -383,7 +383,7 @@ pub fn consumer_json(
         "channel_details": {
             "name": channel_name(c, ch),
             "number": ch.number,
-            "node": state.config.node_name,
+            "node": state.broker.config.node_name,
             "connection_name": c.name,
             "peer_host": host(&c.peer),
             "peer_port": c.peer.port(),

@@ -51,7 +51,7 @@ fn listeners(state: &AppState) -> Value {
         .iter()
         .map(|l| {
             json!({
-                "node": state.config.node_name,
+                "node": state.broker.config.node_name,
                 "protocol": l.protocol,
                 "ip_address": l.addr.ip().to_string(),
                 "port": l.addr.port(),
@@ -69,7 +69,7 @@ fn contexts(state: &AppState) -> Value {
         .filter(|l| l.protocol == "http")
         .map(|l| {
             json!({
-                "node": state.config.node_name,
+                "node": state.broker.config.node_name,
                 "description": "RabbitMQ Management",
                 "path": "/",
                 "port": l.addr.port().to_string(),
@@ -171,7 +171,7 @@ pub async fn overview(State(state): State<AppState>, user: AuthUser) -> ApiResul
             "queues": queues,
         },
         "statistics_db_event_queue": 0,
-        "node": state.config.node_name,
+        "node": state.broker.config.node_name,
         "listeners": listeners(&state),
         "contexts": contexts(&state),
     })))
@@ -194,7 +194,7 @@ fn node_json(state: &AppState) -> Value {
     let uptime = state.started.elapsed().as_millis() as u64;
     let total = system::total_memory();
     json!({
-        "name": state.config.node_name,
+        "name": state.broker.config.node_name,
         "type": "disc",
         "running": true,
         "being_drained": false,
@@ -240,7 +240,7 @@ pub async fn nodes(State(state): State<AppState>, user: AuthUser) -> ApiResult<R
 
 /// Paths that name a node: this one is the only one (404 for any other name).
 fn this_node(state: &AppState, name: &str) -> ApiResult<()> {
-    if name == state.config.node_name {
+    if name == state.broker.config.node_name {
         Ok(())
     } else {
         Err(ApiError::NotFound)
@@ -324,7 +324,7 @@ pub async fn health_alarms(State(state): State<AppState>, _user: AuthUser) -> Re
     if !alarms.any() {
         return json(json!({"status": "ok"}));
     }
-    let node = &state.config.node_name;
+    let node = &state.broker.config.node_name;
     let mut list = Vec::new();
     if alarms.memory {
         list.push(json!({"node": node, "resource": "memory"}));
@@ -417,7 +417,7 @@ pub async fn health_certificates(
                 return None;
             }
             Some(json!({
-                "node": state.config.node_name,
+                "node": state.broker.config.node_name,
                 "protocol": listener.protocol,
                 "interface": listener.addr.ip().to_string(),
                 "port": listener.addr.port(),

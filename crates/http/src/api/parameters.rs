@@ -17,15 +17,11 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
-/// The global parameter RabbitMQ keeps the cluster's name in.
-pub const CLUSTER_NAME: &str = "cluster_name";
+pub use warren_broker::CLUSTER_NAME;
 
-/// The cluster's name: what was set through the API, else the configured default.
+/// The cluster's name: what was set through the API, else the node name.
 pub fn cluster_name(state: &AppState) -> String {
-    match state.broker.global_parameter(CLUSTER_NAME) {
-        Some(Value::String(name)) => name,
-        _ => state.config.cluster_name.clone(),
-    }
+    state.broker.cluster_name()
 }
 
 #[derive(Serialize)]

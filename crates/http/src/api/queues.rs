@@ -115,7 +115,7 @@ pub fn queue_json<'a>(state: &'a AppState, vhost: &'a str, q: &Arc<Queue>) -> Qu
         auto_delete: q.config.auto_delete,
         exclusive: q.config.exclusive,
         arguments: table_to_json(&q.config.arguments),
-        node: &state.config.node_name,
+        node: &state.broker.config.node_name,
         state: "running",
         consumers: c.consumers,
         consumer_capacity: if c.consumers > 0 { 1.0 } else { 0.0 },

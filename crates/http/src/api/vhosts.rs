@@ -80,7 +80,7 @@ fn vhost_json(state: &AppState, name: &str) -> Option<VhostJson> {
         tags: meta.tags,
         default_queue_type: queue_type,
         tracing: false,
-        cluster_state: json!({ state.config.node_name.clone(): "running" }),
+        cluster_state: json!({ state.broker.config.node_name.clone(): "running" }),
         messages: t.ready + t.unacked,
         messages_details: Rate::default(),
         messages_ready: t.ready,
