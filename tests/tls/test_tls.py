@@ -27,6 +27,10 @@ REFUSED = (pika.exceptions.AMQPError, ssl.SSLError, ConnectionError)
 WARREN_BIN = os.environ.get("WARREN_BIN", str(ROOT / "target" / "release" / "warren"))
 
 
+# Short, so the stalled-handshake test need not wait RabbitMQ's 10 s.
+HANDSHAKE_TIMEOUT_MS = 2000
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,7 +77,7 @@ class Broker:
              "--tls-cert-file", str(self.dir / "cert.pem"),
              "--tls-key-file", str(self.dir / "key.pem"),
              "--tls-ca-file", str(certs / "ca.pem"), "--tls-verify-peer", verify_peer,
-             "--log", "info"],
+             "--handshake-timeout", str(HANDSHAKE_TIMEOUT_MS), "--log", "info"],
             stdout=self.log, stderr=subprocess.STDOUT)
         for port in (self.amqp, self.amqps, self.https, self.metrics):
             wait_for_port(port, self.proc)
@@ -196,6 +200,39 @@ def test_a_plain_client_on_the_tls_port_is_refused_cleanly(broker):
     plain = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", broker.amqp))
     assert round_trip(plain) == b"over tls"
     plain.close()
+
+
+def closed_by_peer(sock, timeout):
+    """Whether the broker closes `sock` within `timeout` seconds (EOF or reset)."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(4096) == b""
+    except (ConnectionResetError, ssl.SSLError):
+        return True
+    except (socket.timeout, TimeoutError):
+        return False
+
+
+def test_stalled_tls_handshakes_are_closed_and_others_are_served(broker):
+    # Half a TLS record header, then nothing; and a finished TLS handshake with no AMQP after
+    # it. The handshake timeout runs from accept, so both are closed after it.
+    partial = [socket.create_connection(("127.0.0.1", broker.amqps)) for _ in range(50)]
+    for sock in partial:
+        sock.sendall(b"\x16\x03\x01")
+    context = broker.tls_context()
+    silent = [context.wrap_socket(socket.create_connection(("127.0.0.1", broker.amqps)),
+                                  server_hostname="localhost") for _ in range(10)]
+    started = time.monotonic()
+    served = broker.connect()
+    assert round_trip(served) == b"over tls", "a well-behaved client is served meanwhile"
+    limit = HANDSHAKE_TIMEOUT_MS / 1000 + 3
+    for sock in partial + silent:
+        assert closed_by_peer(sock, max(0.1, limit - (time.monotonic() - started))), \
+            "a stalled handshake outlived the handshake timeout"
+        sock.close()
+    assert time.monotonic() - started >= HANDSHAKE_TIMEOUT_MS / 1000 - 0.5
+    assert round_trip(served) == b"over tls", "the served connection is still open"
+    served.close()
 
 
 def test_tls_1_2_and_1_3_negotiate_and_older_versions_are_refused(broker):
